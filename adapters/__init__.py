@@ -1,0 +1,1 @@
+"""Framework adapters (importable as ``refquant.adapters``)."""

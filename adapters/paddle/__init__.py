@@ -1,0 +1,1 @@
+"""Paddle adapter: QuantConfig, PTQ, QAT and observer/quanter factories."""

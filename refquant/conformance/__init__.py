@@ -1,0 +1,1 @@
+"""Conformance fixtures: reader, writer, targets and runner."""

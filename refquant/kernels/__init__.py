@@ -1,0 +1,11 @@
+"""Exact float32 emulations of real quantize / dequantize / fake-quant kernels.
+
+One module per family; each function's docstring states the float32 operation sequence,
+rounding, clip order and bounds, scale guard, NaN/Inf/-0.0 behaviour and the source it
+matches:
+
+* :mod:`refquant.kernels.paddle`: Paddle 3.3.1 phi kernels (CPU);
+* :mod:`refquant.kernels.onnx`: ONNX QuantizeLinear / DequantizeLinear (spec, ONNX Runtime);
+* :mod:`refquant.kernels.torch`: PyTorch fake-quant and quantize_per_* kernels;
+* :mod:`refquant.kernels.slim`: PaddleSlim's Python-side quant-dequant used in its searches.
+"""

@@ -1,0 +1,143 @@
+"""Observer base class: statistics in ``observe``, a pure decision in ``compute``.
+
+Every observer follows the same life cycle (DESIGN.md principle 2)::
+
+    obs = SomeObserver(quant_bits=8, profile="canonical")
+    obs.observe(batch)          # any number of times: reduce to sufficient statistics
+    qp = obs.compute()          # QParams from the statistics, by a pure decision function
+    obs.merge(other)            # canonical only: exact shard merge
+    obs.reset()                 # forget everything
+
+Profiles
+--------
+``"canonical"`` (default)
+    The math the PaddleSlim guide describes, with its quirks fixed; results are independent
+    of batch order and ``merge`` of shards equals one observer fed all the data, bit for bit.
+``"paddleslim"``
+    Bug-for-bug PaddleSlim 2.6.0 on Paddle 3.3.1 (see docs/divergences.md). ``merge``
+    raises ``NotImplementedError``: PaddleSlim has no merge and its state is order-dependent.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Literal
+
+import numpy as np
+
+from .._validation import as_float_array, check_bits, check_choice
+from ..qparams import QParams
+
+__all__ = ["ObserverBase", "Profile", "PROFILES"]
+
+Profile = Literal["canonical", "paddleslim"]
+PROFILES: tuple[str, ...] = ("canonical", "paddleslim")
+
+
+class ObserverBase(abc.ABC):
+    """Common constructor arguments, input checks and life-cycle bookkeeping.
+
+    Subclasses implement :meth:`_observe` (update statistics from a validated array),
+    :meth:`_compute` (statistics -> QParams), :meth:`_merge` (canonical only) and
+    :meth:`_reset`.
+
+    Parameters
+    ----------
+    quant_bits:
+        Bit width, 2..16.
+    profile:
+        ``"canonical"`` or ``"paddleslim"``.
+    ignore_nonfinite:
+        By default NaN/Inf in an observed batch raise ``ValueError``. With ``True`` the
+        non-finite values are dropped before the statistics are updated (canonical
+        profile), or passed through to reproduce PaddleSlim (``paddleslim`` profile).
+    """
+
+    #: minimum rank ``observe`` accepts (channel-wise observers raise it)
+    min_ndim: int = 0
+
+    def __init__(
+        self,
+        quant_bits: int = 8,
+        *,
+        profile: Profile = "canonical",
+        ignore_nonfinite: bool = False,
+    ) -> None:
+        self.quant_bits = check_bits(quant_bits, "quant_bits")
+        self.profile: Profile = check_choice(profile, "profile", PROFILES)
+        self.ignore_nonfinite = bool(ignore_nonfinite)
+        self._num_batches = 0
+        self._reset()
+
+    # -- public API -------------------------------------------------------------------
+    @property
+    def num_batches(self) -> int:
+        """Number of batches observed since construction or the last ``reset``."""
+        return self._num_batches
+
+    def observe(self, x: Any) -> None:
+        """Update the statistics with one batch ``x`` (a floating array; never modified)."""
+        arr = as_float_array(
+            x, "x", allow_nonfinite=self.ignore_nonfinite, min_ndim=self.min_ndim
+        )
+        self._observe(arr)
+        self._num_batches += 1
+
+    def compute(self) -> QParams:
+        """Return the quantization parameters decided from everything observed."""
+        if self._num_batches == 0:
+            raise ValueError(
+                f"{type(self).__name__}.compute() called before observe(): no data observed"
+            )
+        return self._compute()
+
+    def merge(self, other: ObserverBase) -> None:
+        """Fold ``other``'s statistics into this observer (canonical profile only).
+
+        After ``a.merge(b)``, ``a.compute()`` equals what one observer fed a's and b's
+        batches would compute, bit for bit. ``other`` is not modified.
+        """
+        if self.profile != "canonical":
+            raise NotImplementedError(
+                "merge is only defined for profile='canonical': PaddleSlim's observer state "
+                "depends on batch order and has no merge"
+            )
+        if type(other) is not type(self):
+            raise TypeError(
+                f"other must be a {type(self).__name__}, got {type(other).__name__}"
+            )
+        mine, theirs = self._config(), other._config()
+        if mine != theirs:
+            raise ValueError(
+                f"cannot merge observers with different configurations: {mine} vs {theirs}"
+            )
+        if other._num_batches == 0:
+            return
+        self._merge(other)
+        self._num_batches += other._num_batches
+
+    def reset(self) -> None:
+        """Forget every observed batch."""
+        self._num_batches = 0
+        self._reset()
+
+    # -- hooks ------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        """Constructor configuration; observers with different configs do not merge."""
+        return {"quant_bits": self.quant_bits, "profile": self.profile}
+
+    @abc.abstractmethod
+    def _observe(self, x: np.ndarray) -> None: ...
+
+    @abc.abstractmethod
+    def _compute(self) -> QParams: ...
+
+    @abc.abstractmethod
+    def _reset(self) -> None: ...
+
+    def _merge(self, other: ObserverBase) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement merge")
+
+    def __repr__(self) -> str:
+        cfg = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({cfg})"

@@ -1,0 +1,1 @@
+"""Pure quantization-aware-training quanters (forward, gradients, state)."""
