@@ -6,6 +6,9 @@ matches:
 
 * :mod:`refquant.kernels.paddle`: Paddle 3.3.1 phi kernels (CPU);
 * :mod:`refquant.kernels.onnx`: ONNX QuantizeLinear / DequantizeLinear (spec, ONNX Runtime);
-* :mod:`refquant.kernels.torch`: PyTorch fake-quant and quantize_per_* kernels;
+* :mod:`refquant.kernels.torch`: PyTorch fake-quant and quantize_per_* kernels (CPU measured,
+  CUDA from source);
+* :mod:`refquant.kernels.nvidia`: pytorch-quantization / ModelOpt ``amax`` convention (from
+  source);
 * :mod:`refquant.kernels.slim`: PaddleSlim's Python-side quant-dequant used in its searches.
 """
