@@ -1,0 +1,255 @@
+"""Percentile histogram observer: ``HistObserver(quant_bits=8, bins_count=2048, percent=0.999,
+sign=True, symmetric=True)``, PaddleSlim's ``PercentHistObserverLayer`` and a canonical one.
+
+Decision functions (pure, importable on their own):
+
+* :func:`slim_percent_min_max` -- PaddleSlim's ``_cal_min_max_by_percent``
+  (``paddleslim/quant/observers/hist.py`` L84-91) with NumPy 1.x semantics for its
+  ``float()`` of a 1-element array (quirk 25): per-tail percentiles of the *signed*
+  histogram (quirk 27), each threshold ``hist_min + (idx - 0.5) * w`` -- half a bin below the
+  left edge of the percentile bin (quirk 26).
+* :func:`slim_uniform_qparams` -- PaddleSlim's ``UniformObserver.cal_scales_zero_points``
+  (``uniform.py`` L70-101) with its Python arithmetic (quirks 5-7, 28).
+* :func:`percentile_threshold` / :func:`percentile_range` -- the canonical percentile on an
+  :class:`~refquant.histogram.ExactHistogram`.
+
+Canonical percentile (definition)
+---------------------------------
+With ``N`` values and ``k = ceil(percent * N)`` (exact rational arithmetic, ``k >= 1``):
+
+* symmetric (histogram of ``|x|``, bins ``[j w, (j+1) w)``): the threshold is the smallest
+  bin upper edge ``E`` with ``#{|x| < E} >= k``, capped at ``abs_max``:
+  ``T = min((j* + 1) w, abs_max)``, ``j* = min{j : cum_j >= k}``. At least a fraction
+  ``percent`` of the values satisfies ``|x| <= T``, and ``T`` is within one bin (``w <=
+  2 abs_max / bins``) of the exact order statistic ``|x|_(k)`` from above.
+* asymmetric (histogram of ``x``): the upper end is the smallest upper edge with at least
+  ``k`` values below it (capped at ``max``), the lower end the largest lower edge with at
+  least ``k`` values at or above it (capped at ``min``) -- the same rule on each tail.
+  For ``percent <= 1/2`` the two ends can cross; the range is then the interval between
+  them (``(min(lo, hi), max(lo, hi))``).
+
+Both are exact integer computations on the counts, so they inherit the histogram's order
+and shard independence.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_bits, check_percent
+from ..histogram import ExactHistogram, SlimHistogram
+from ..qparams import QParams, asymmetric_qparams, symmetric_qparams
+from .base import ObserverBase, Profile
+
+__all__ = [
+    "HistObserver",
+    "slim_percent_min_max",
+    "slim_uniform_qparams",
+    "percentile_threshold",
+    "percentile_range",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# PaddleSlim profile
+# ---------------------------------------------------------------------------------------
+def slim_percent_min_max(
+    hist: np.ndarray, hist_min: float, hist_max: float, percent: float
+) -> tuple[float, float]:
+    """PaddleSlim's percentile ``(min, max)`` from its signed histogram state.
+
+    ``cum = cumsum(hist / sum(hist, float64))`` (float64, sequential);
+    ``i_hi = first index with cum >= percent``, ``i_lo = first index with cum >= 1 -
+    percent``; ``w = (hist_max - hist_min) / bins``; returns ``(hist_min + (i_lo - 0.5) * w,
+    hist_min + (i_hi - 0.5) * w)`` in float64 (quirks 26-27). PaddleSlim computes this with
+    ``float()`` of a shape-(1,) array, which NumPy 2 rejects (quirk 25); this is what the
+    code computes under NumPy 1.x. If ``cum`` never reaches ``percent`` (possible for
+    ``percent = 1`` after rounding), PaddleSlim indexes an empty array: ``IndexError``.
+    """
+    frac = hist / np.sum(hist, dtype=np.float64)
+    cum = np.cumsum(frac)
+    hi_hits = np.flatnonzero(cum >= percent)
+    lo_hits = np.flatnonzero(cum >= (1 - percent))
+    if hi_hits.size == 0 or lo_hits.size == 0:
+        raise IndexError(
+            f"index 0 is out of bounds (PaddleSlim: the cumulative histogram never reaches "
+            f"percent={percent!r}; its last value is {float(cum[-1])!r})"
+        )
+    width = (hist_max - hist_min) / hist.shape[0]
+    hi = hist_min + float((int(hi_hits[0]) - 0.5) * width)
+    lo = hist_min + float((int(lo_hits[0]) - 0.5) * width)
+    return lo, hi
+
+
+def slim_uniform_qparams(
+    min_value: float, max_value: float, bits: int, sign: bool, symmetric: bool,
+    extra: dict | None = None,
+) -> QParams:
+    """PaddleSlim's ``UniformObserver.cal_scales_zero_points`` as a QParams.
+
+    ``(qmin, qmax) = (-2^(b-1), 2^(b-1)-1)`` signed, ``(0, 2^b)`` unsigned (quirk 5);
+    ``lo = min(min_value, 0.)``, ``hi = max(max_value, 0.)`` (Python ``min``/``max``);
+    symmetric: ``scale = max(-lo, hi)`` (a threshold), zero point 0 signed or
+    ``(qmax + qmin) / 2`` unsigned (quirk 6); asymmetric: ``scale = (hi - lo) / float(qmax -
+    qmin)`` (a *step*, quirk 7), ``zp = clip(qmin - round(lo / scale), qmin, qmax)`` with
+    Python ``round`` (half to even). A zero asymmetric scale divides by zero in PaddleSlim:
+    ``ZeroDivisionError``.
+    """
+    if sign:
+        qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    else:
+        qmin, qmax = 0, 2**bits
+    lo = min(min_value, 0.0)
+    hi = max(max_value, 0.0)
+    info = dict(extra or {}, min=min_value, max=max_value)
+    if symmetric:
+        scale = max(-lo, hi)
+        zp: Any = 0 if sign else (qmax + qmin) / 2
+        return QParams(np.float32(scale), zp, qmin, qmax, bits, None, None, extra=info)
+    scale = (hi - lo) / float(qmax - qmin)
+    if scale == 0:
+        raise ZeroDivisionError(
+            "float division by zero (PaddleSlim's asymmetric branch: round(min / scale) with "
+            "scale 0 because the range is empty)"
+        )
+    zp = np.clip(qmin - round(lo / scale), qmin, qmax)
+    return QParams(np.float32(scale), zp, qmin, qmax, bits, None, None, convention="step",
+                   extra=info)
+
+
+# ---------------------------------------------------------------------------------------
+# canonical
+# ---------------------------------------------------------------------------------------
+def _rank(percent: float, total: int) -> int:
+    return max(1, math.ceil(Fraction(percent) * total))
+
+
+def percentile_threshold(hist: ExactHistogram, percent: float) -> float:
+    """Canonical symmetric percentile of ``|x|`` (see the module docstring)."""
+    if not hist.symmetric:
+        raise ValueError("percentile_threshold needs a symmetric (|x|) histogram")
+    if hist.total == 0:
+        raise ValueError("percentile_threshold: the histogram is empty")
+    k = _rank(percent, hist.total)
+    cum = np.cumsum(hist.counts)
+    j = int(np.searchsorted(cum, k, side="left"))
+    edge = float(Fraction(j + 1) * Fraction(hist.width))
+    return min(edge, hist.abs_max)
+
+
+def percentile_range(hist: ExactHistogram, percent: float) -> tuple[float, float]:
+    """Canonical two-tailed percentile range of ``x`` (see the module docstring)."""
+    if hist.symmetric:
+        raise ValueError("percentile_range needs a signed (symmetric=False) histogram")
+    if hist.total == 0:
+        raise ValueError("percentile_range: the histogram is empty")
+    k = _rank(percent, hist.total)
+    cum = np.cumsum(hist.counts)
+    j_hi = int(np.searchsorted(cum, k, side="left"))
+    # values at or above bin j: total - cum[j-1]; largest j with that >= k
+    at_or_above = hist.total - np.concatenate([[0], cum[:-1]])
+    j_lo = int(np.flatnonzero(at_or_above >= k)[-1])
+    w = Fraction(hist.width)
+    off = hist.offset
+    hi = min(float((off + j_hi + 1) * w), hist.max)
+    lo = max(float((off + j_lo) * w), hist.min)
+    return min(lo, hi), max(lo, hi)
+
+
+# ---------------------------------------------------------------------------------------
+# observer
+# ---------------------------------------------------------------------------------------
+class HistObserver(ObserverBase):
+    """Percentile observer (PaddleSlim ``HistObserver`` / ``PercentHistObserverLayer``).
+
+    ``profile="paddleslim"``: :class:`~refquant.histogram.SlimHistogram` (quirks 21-24),
+    :func:`slim_percent_min_max` (quirks 25-27: NumPy 1.x value where PaddleSlim raises on
+    NumPy 2), :func:`slim_uniform_qparams` (quirks 5-7, 28). ``compute`` raises
+    ``AssertionError`` when PaddleSlim has no histogram (quirk 22).
+
+    ``profile="canonical"``: an :class:`ExactHistogram` of ``|x|`` when ``symmetric`` (else of
+    ``x``), the percentile of the module docstring, and
+    :func:`~refquant.qparams.symmetric_qparams` (signed, or unsigned ``[0, T]`` when
+    ``sign=False``) / :func:`~refquant.qparams.asymmetric_qparams` (grid signed per
+    ``sign``).
+    """
+
+    def __init__(
+        self,
+        quant_bits: int = 8,
+        bins_count: int = 2048,
+        percent: float = 0.999,
+        sign: bool = True,
+        symmetric: bool = True,
+        *,
+        profile: Profile = "canonical",
+        ignore_nonfinite: bool = False,
+    ) -> None:
+        if isinstance(bins_count, bool) or not isinstance(bins_count, (int, np.integer)):
+            raise TypeError(f"bins_count must be an integer, got {bins_count!r}")
+        self.bins_count = int(bins_count)
+        bits = check_bits(quant_bits, "quant_bits")
+        if self.bins_count < 1:
+            raise ValueError(f"bins_count must be >= 1, got {self.bins_count}")
+        if profile == "canonical" and self.bins_count < 2 ** (bits - 1):
+            raise ValueError(
+                f"bins_count must be >= 2**(quant_bits-1) = {2 ** (bits - 1)}, got "
+                f"{self.bins_count}"
+            )
+        self.percent = check_percent(percent, "percent")
+        self.sign = bool(sign)
+        self.symmetric = bool(symmetric)
+        super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "bins_count": self.bins_count, "percent": self.percent,
+                "sign": self.sign, "symmetric": self.symmetric}
+
+    def _reset(self) -> None:
+        self._exact = ExactHistogram(self.bins_count, symmetric=self.symmetric)
+        self._slim = SlimHistogram(self.bins_count)
+
+    def _observe(self, x: np.ndarray) -> None:
+        if self.profile == "paddleslim":
+            self._slim.forward(x)
+            return
+        if self.ignore_nonfinite:
+            x = x[np.isfinite(x)]
+        self._exact.add(x)
+
+    def _merge(self, other: ObserverBase) -> None:
+        assert isinstance(other, HistObserver)
+        self._exact.merge(other._exact)
+
+    def _compute(self) -> QParams:
+        bits = self.quant_bits
+        if self.profile == "paddleslim":
+            st = self._slim
+            if st.hist is None:
+                raise AssertionError(
+                    "PaddleSlim PercentHistObserverLayer has no histogram: the first batch was "
+                    "constant or had one element and no later non-constant batch came "
+                    "(quirk 22); scales() raises AssertionError"
+                )
+            assert st.hist_min is not None and st.hist_max is not None
+            lo, hi = slim_percent_min_max(st.hist, st.hist_min, st.hist_max, self.percent)
+            return slim_uniform_qparams(lo, hi, bits, self.sign, self.symmetric)
+        h = self._exact
+        if h.total == 0:
+            raise ValueError("HistObserver.compute(): every observed value was non-finite")
+        if self.symmetric:
+            t = percentile_threshold(h, self.percent)
+            if self.sign:
+                qp = symmetric_qparams(-t, t, bits, signed=True)
+            else:
+                qp = symmetric_qparams(0.0, t, bits, signed=False)
+            return QParams(qp.scale, qp.zero_point, qp.qmin, qp.qmax, bits, None, None,
+                           extra={"threshold": t})
+        lo, hi = percentile_range(h, self.percent)
+        qp = asymmetric_qparams(lo, hi, bits, signed=self.sign)
+        return QParams(qp.scale, qp.zero_point, qp.qmin, qp.qmax, bits, None, None,
+                       convention="step", extra={"min": lo, "max": hi})
