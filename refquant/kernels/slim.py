@@ -1,0 +1,185 @@
+"""PaddleSlim 2.6.0's Python-side quant-dequant and the reductions its searches use.
+
+PaddleSlim's MSE / EMD observers (``paddleslim/quant/observers/mse.py``, ``emd.py``) and the
+channel-wise MSE weight observer (``mse_weight.py``) evaluate every candidate scale with the
+expression::
+
+    quant_var = paddle.clip(paddle.round(inputs / scale * qmax), qmin, qmax)
+    quant_dequant_var = quant_var / qmax * scale
+
+written with Paddle tensor operators. Evaluated by Paddle 3.3.1 this is, in the tensor's
+dtype ``T`` (float32 for activations; ``paddle.to_tensor`` keeps float64 as float64):
+
+1. a Python float ``scale`` is cast to ``T`` first (paddleslim-quirks.md item 2), a tensor
+   ``scale`` is used as is (broadcast);
+2. ``t = fl_T(x / s)``, then ``t = fl_T(t * T(qmax)) + 0.0`` -- Paddle evaluates
+   ``tensor * python_scalar`` with its ``scale`` kernel, ``x * s + bias`` with ``bias = 0.0``,
+   which turns ``-0.0`` into ``+0.0`` (division by a scalar keeps the sign);
+3. ``paddle.round`` rounds half to even (item 3);
+4. clip to ``[qmin, qmax]`` (``qmin = -qmax - 1`` in both files); NaN passes through;
+5. ``fl_T(fl_T(q / T(qmax)) * s)``, ``+ 0.0`` again when ``s`` is a Python float (an
+   elementwise tensor product keeps ``-0.0``).
+
+:func:`paddle_mean` reproduces ``paddle.mean`` over a whole tensor on CPU (Eigen's full
+reduction as built into Paddle 3.3.1): eight float32 lanes (four float64 lanes), each
+accumulated sequentially, the ``n mod lanes`` tail summed sequentially in a scalar, the lane
+vector folded by halving (``[a0+a4, a1+a5, ...]`` ...), ``tail + folded``, then one division
+by ``T(n)``. This model agreed bit for bit with ``paddle.mean`` on every size measured
+(1 ... 2**20 elements, float32 and float64); ``tests/test_kernels_slim.py`` checks it
+against real Paddle with Hypothesis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._validation import as_float_array
+
+__all__ = [
+    "SEARCH_FACTORS",
+    "search_factors",
+    "quant_dequant",
+    "paddle_mean",
+    "LaneSum",
+    "lanes_for",
+]
+
+
+_CHUNK_ROWS = 1 << 12
+
+
+def search_factors(start: float = 0.3, stop: float = 1.0, step: float = 0.02) -> tuple[float, ...]:
+    """The factors PaddleSlim's ``while s <= 1.0: ...; s += 0.02`` loop visits.
+
+    ``s`` is accumulated in float64, so from the fourth value on it drifts above the
+    decimal grid and the value after 0.98... is 1.0000000000000004 > 1.0: the loop visits
+    35 factors and never 1.0 (paddleslim-quirks.md items 1 and 16).
+    """
+    out = []
+    s = start
+    while s <= stop:
+        out.append(s)
+        s += step
+    return tuple(out)
+
+
+#: the 35 accumulated factors 0.3, 0.32, 0.34, 0.36000000000000004, ..., 0.9800000000000005
+SEARCH_FACTORS: tuple[float, ...] = search_factors()
+
+
+def quant_dequant(
+    x: Any,
+    scale: float | np.ndarray,
+    qmax: int,
+    qmin: int | None = None,
+    *,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """PaddleSlim's ``clip(round(x / scale * qmax), qmin, qmax) / qmax * scale``.
+
+    Evaluated in ``x.dtype`` (``T``) in Paddle's operation order::
+
+        s = T(scale)                      # Python float cast first (item 2)
+        t = fl_T(fl_T(x / s) * T(qmax)) + 0   # scale kernel: -0.0 -> +0.0
+        q = clip(round_half_even(t), qmin, qmax)      # qmin defaults to -qmax - 1
+        y = fl_T(fl_T(q / T(qmax)) * s)   # (+ 0 when scale is a Python float)
+
+    ``scale`` may be a Python float (per-tensor searches, ``mse.py`` / ``emd.py``) or an
+    array broadcastable against ``x`` (``mse_weight.py``'s per-channel scales, cast to
+    ``T`` like Paddle does when both tensors share ``T``). ``x`` is never modified; pass
+    ``out`` (same shape and dtype as ``x``) to reuse a buffer.
+    """
+    arr = as_float_array(x, "x", allow_nonfinite=True, allow_empty=True)
+    dt = arr.dtype
+    if isinstance(qmax, bool) or not isinstance(qmax, (int, np.integer)) or int(qmax) < 1:
+        raise ValueError(f"qmax must be a positive integer, got {qmax!r}")
+    lo = -int(qmax) - 1 if qmin is None else int(qmin)
+    s = np.asarray(scale, dtype=dt)
+    qm = dt.type(qmax)
+    zero = dt.type(0.0)
+    if out is None:
+        out = np.empty(np.broadcast_shapes(arr.shape, s.shape), dtype=dt)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        np.divide(arr, s, out=out)
+        np.multiply(out, qm, out=out)
+        np.add(out, zero, out=out)  # Paddle's scalar multiply is scale(x, s, bias=0.0)
+        np.rint(out, out=out)  # round_half_even (item 3)
+        np.clip(out, lo, qmax, out=out)
+        np.divide(out, qm, out=out)
+        np.multiply(out, s, out=out)
+        if s.ndim == 0:
+            np.add(out, zero, out=out)  # ... so a Python-float scale also turns -0.0 into +0.0
+    return out
+
+
+def lanes_for(dtype: np.dtype) -> int:
+    """Number of SIMD lanes of Paddle's CPU full reduction: 32 bytes / itemsize."""
+    return max(1, 32 // np.dtype(dtype).itemsize)
+
+
+def _fold(acc: np.ndarray) -> np.generic:
+    dt = acc.dtype
+    a = acc
+    while a.size > 1:
+        h = a.size // 2
+        a = np.add(a[:h], a[h:], dtype=dt)
+    return dt.type(a[0])
+
+
+class LaneSum:
+    """Streaming form of :func:`paddle_mean`'s sum for a tensor fed in consecutive pieces.
+
+    Every piece but the last must hold a multiple of ``lanes`` elements (so each element
+    lands in the lane it occupies in the whole tensor). ``acc`` may hold several
+    independent sums (leading dimensions), e.g. one per search candidate.
+    """
+
+    def __init__(self, dtype: np.dtype, batch_shape: tuple[int, ...] = ()) -> None:
+        self.dtype = np.dtype(dtype)
+        self.lanes = lanes_for(self.dtype)
+        self.acc = np.zeros((*batch_shape, self.lanes), dtype=self.dtype)
+        self.tail = np.zeros(batch_shape, dtype=self.dtype)
+        self.count = 0
+
+    def add(self, values: np.ndarray) -> None:
+        """Add ``values`` of shape ``(*batch_shape, m)`` (float, dtype ``self.dtype``)."""
+        m = values.shape[-1]
+        P = self.lanes
+        full = (m // P) * P
+        step = _CHUNK_ROWS * P
+        for start in range(0, full, step):  # bounded temporaries
+            stop = min(start + step, full)
+            blocks = values[..., start:stop].reshape(*values.shape[:-1], (stop - start) // P, P)
+            # numpy reduces a non-contiguous axis sequentially: acc[j] += v[i, j] in order
+            stacked = np.concatenate([self.acc[..., None, :], blocks], axis=-2)
+            self.acc = stacked.sum(axis=-2, dtype=self.dtype)
+        for j in range(full, m):
+            self.tail = np.add(self.tail, values[..., j], dtype=self.dtype)
+        self.count += m
+
+    def total(self) -> np.ndarray:
+        """``tail + fold(lanes)`` in ``dtype`` (Eigen's ``finalizeBoth``)."""
+        flat = self.acc.reshape(-1, self.lanes)
+        folded = np.array([_fold(r) for r in flat], dtype=self.dtype).reshape(self.tail.shape)
+        return np.add(self.tail, folded, dtype=self.dtype)
+
+    def mean(self) -> np.ndarray:
+        """``total / T(n)``, one rounding in ``dtype``."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.divide(self.total(), self.dtype.type(self.count), dtype=self.dtype)
+
+
+def paddle_mean(x: Any) -> np.generic:
+    """``paddle.mean(x)`` over the whole tensor (CPU, Paddle 3.3.1), bit for bit.
+
+    See the module docstring for the lane model. ``x`` is float32 or float64 and is read
+    in C order; the result is a scalar of ``x.dtype``.
+    """
+    arr = np.ascontiguousarray(as_float_array(x, "x", allow_nonfinite=True)).ravel()
+    if arr.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be float32 or float64, got dtype {arr.dtype}")
+    acc = LaneSum(arr.dtype)
+    acc.add(arr)
+    return arr.dtype.type(acc.mean())

@@ -1,0 +1,146 @@
+"""AbsmaxObserver: the abs-max of everything observed (``paddleslim/quant/observers/abs_max.py``).
+
+canonical
+    ``S = max |x|`` over all observed finite values (merge = max), float64 of the input
+    values rounded once to float32; signed grid ``integer_range(bits)``, zero point 0. All
+    zeros give ``S = 0``.
+paddleslim
+    PaddleSlim 2.6.0's ``AbsmaxObserverLayer``:
+
+    * the running value starts at ``float32(1e-7)`` and each batch does
+      ``_max = maximum(max(abs(float32(x))), _max)`` (item 11: all-zero data gives 1e-07;
+      float64 input is cast to float32 first, fp16 exactly);
+    * ``scales()`` caches its first result and ``forward`` never clears it (item 10): here
+      the first :meth:`compute` freezes the value, later ``observe`` calls do not change it;
+    * ``scale = max(-min(0, 0.), max(_max, 0.))`` with Python's ``max`` (items 6, 9): a NaN
+      running max gives the Python ``int 0`` -> scale 0.0; ``-inf`` gives ``inf``;
+    * ``zero_points()`` is ``int 0``; the grid is ``(-2**(b-1), 2**(b-1) - 1)``.
+
+Statistics are one pass of ``max(x)`` and ``min(x)`` (no full-size temporary).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..qparams import QParams, integer_range, symmetric_qparams
+from .base import ObserverBase, Profile
+from .search import per_tensor_qparams
+
+__all__ = [
+    "AbsmaxObserver",
+    "abs_max",
+    "slim_py_scale",
+    "slim_qmin_qmax",
+    "slim_uniform_scale_zp",
+]
+
+_SLIM_FLOOR = np.float32(1e-7)
+
+
+def abs_max(x: np.ndarray) -> float:
+    """``max |x|`` as a float64 (``+0.0`` for all zeros; NaN if ``x`` holds NaN).
+
+    Computed as ``max(max(x), -min(x))``: two reductions and no temporary array.
+    """
+    hi = float(np.max(x))
+    lo = float(np.min(x))
+    if hi != hi or lo != lo:
+        return float("nan")
+    return abs(max(hi, -lo))
+
+
+def slim_py_scale(value: Any) -> float:
+    """PaddleSlim's ``cal_scales_zero_points`` symmetric branch on a scalar ``_max``.
+
+    ``_min = min(0, 0.)`` is the int 0, ``_max = max(value, 0.)``, ``scale = max(-_min,
+    _max)``: Python's ``max`` keeps its first argument unless a later one compares greater,
+    so NaN and non-positive values give the ``int 0`` (items 6, 9). Returns the float value
+    (0.0 for the int 0).
+    """
+    v = float(value)
+    m = v if not (0.0 > v) else 0.0  # max(value, 0.): keeps value unless 0. > value
+    return m if m > 0 else 0.0  # max(0, m): int 0 unless m > 0
+
+
+def slim_qmin_qmax(bits: int, sign: bool = True) -> tuple[int, int]:
+    """PaddleSlim's ``UniformObserver.qmin_qmax``; unsigned gets ``qmax = 2**bits`` (item 5)."""
+    if sign:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits
+
+
+def slim_uniform_scale_zp(
+    min_value: Any, max_value: Any, bits: int = 8, sign: bool = True, symmetric: bool = True
+) -> tuple[Any, Any]:
+    """PaddleSlim's ``UniformObserver.cal_scales_zero_points`` with Python semantics (items 5-8).
+
+    The range is widened with Python's ``min(min, 0.)`` / ``max(max, 0.)``. Symmetric:
+    ``scale = max(-min, max)`` (an abs-max *threshold*), zero point the int ``0`` when
+    signed, the float ``(qmax + qmin) / 2`` (``128.0`` for 8 bits) when not. Asymmetric:
+    ``scale = (max - min) / float(qmax - qmin)`` (a *step*; ``ZeroDivisionError`` for a zero
+    range) and ``zp = np.clip(qmin - round(min / scale), qmin, qmax)`` with Python's
+    half-to-even ``round``. An ``np.ndarray`` ``max_value`` stands for a Paddle Tensor, which
+    has no ``__round__``: the asymmetric branch raises ``TypeError`` then (item 8).
+    """
+    qmin, qmax = slim_qmin_qmax(bits, sign)
+    lo = min(min_value, 0.0)
+    hi = max(max_value, 0.0)
+    if symmetric:
+        scale = max(-lo, hi)
+        return scale, (0 if sign else (qmax + qmin) / 2)
+    scale = (hi - lo) / float(qmax - qmin)
+    if isinstance(max_value, np.ndarray) or isinstance(min_value, np.ndarray):
+        raise TypeError("type Tensor doesn't define __round__ method (PaddleSlim's asymmetric "
+                        "branch with a Tensor max, item 8)")
+    zp = qmin - round(lo / scale)
+    return scale, np.clip(zp, qmin, qmax)
+
+
+class AbsmaxObserver(ObserverBase):
+    """Per-tensor abs-max observer (see module docstring for both profiles)."""
+
+    def __init__(
+        self,
+        quant_bits: int = 8,
+        *,
+        profile: Profile = "canonical",
+        ignore_nonfinite: bool = False,
+    ) -> None:
+        super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
+
+    def _reset(self) -> None:
+        self._max = float("-inf") if self.profile == "canonical" \
+            else np.float32(_SLIM_FLOOR)
+        self._cached: QParams | None = None
+
+    def _observe(self, x: np.ndarray) -> None:
+        if self.profile == "canonical":
+            if self.ignore_nonfinite:
+                x = x[np.isfinite(x)]
+                if x.size == 0:
+                    return
+            self._max = max(self._max, abs_max(x))
+            return
+        # paddleslim: abs(cast(x, float32)).max(), then paddle.maximum with the running value.
+        # float32 rounding is monotone, so max|fl32(x)| == fl32(max|x|).
+        with np.errstate(over="ignore"):
+            m = np.float32(abs_max(x))
+        prev = self._max
+        self._max = np.float32(np.nan) if (m != m or prev != prev) else max(m, prev)
+
+    def _compute(self) -> QParams:
+        qmin, qmax = integer_range(self.quant_bits)
+        if self.profile == "canonical":
+            if self._max == float("-inf"):  # only non-finite values were observed
+                raise ValueError("no finite values observed (ignore_nonfinite=True dropped all)")
+            return symmetric_qparams(0.0, self._max, self.quant_bits)
+        if self._cached is None:  # scales() caches its first result (item 10)
+            self._cached = per_tensor_qparams(slim_py_scale(self._max), self.quant_bits)
+        return self._cached
+
+    def _merge(self, other: ObserverBase) -> None:
+        assert isinstance(other, AbsmaxObserver)
+        self._max = max(self._max, other._max)

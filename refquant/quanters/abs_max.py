@@ -1,0 +1,140 @@
+"""Moving-average abs-max fake quanter (Paddle's ``FakeQuanterWithAbsMaxObserver``).
+
+Matches ``paddle/quantization/quanters/abs_max.py`` (``FakeQuanterWithAbsMaxObserverLayer``),
+which runs the ``fake_quantize_dequantize_moving_average_abs_max`` kernel with
+``round_type=1``. Per training call, in float32::
+
+    cur   = max|x|                                   (CPU max_element semantics)
+    state = fl(fl(rate * state) + 1)
+    accum = fl(fl(rate * accum) + cur)
+    S     = fl(accum / state)
+    y     = paddle_qdq_round1(x, S, 2^(bits-1) - 1)  (clip to [-S, S], then quantize)
+
+In evaluation mode the stored ``S`` is used and nothing is updated. The gradient is the
+straight-through estimator: ``dx = dy`` everywhere (measured: no mask at saturation).
+
+Profiles
+--------
+``paddleslim``: the layer's initial values ``scale = 0.001, state = 1, accum = 1``. The first
+scale is therefore ``(0.9 + max|x|) / 1.9``, not ``max|x|``.
+``canonical``: ``state = accum = 0`` initially, so after ``n`` steps ``S`` is the
+bias-corrected exponential moving average ``sum(r^(n-i) a_i) / sum(r^(n-i))`` of the abs-max
+values (the first scale is exactly ``max|x|``); non-finite values can be dropped from the
+statistic with ``ignore_nonfinite=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_bits
+from ..qparams import QParams
+from ._common import (
+    F32,
+    Profile,
+    QuanterBase,
+    moving_average_update,
+    paddle_abs_max,
+    paddle_qdq_round1,
+)
+
+__all__ = ["FakeQuanterWithAbsMaxObserver"]
+
+
+class FakeQuanterWithAbsMaxObserver(QuanterBase):
+    """Moving-average abs-max quantize-dequantize with a straight-through gradient.
+
+    Parameters
+    ----------
+    moving_rate, bit_length, dtype, name:
+        As in Paddle (``dtype`` must be ``'float32'``; ``name`` is kept for reference).
+    profile:
+        ``"canonical"`` (default) or ``"paddleslim"`` (see the module docstring).
+    ignore_nonfinite:
+        NaN/Inf in ``x`` raise ``ValueError`` by default. With ``True``: canonical drops them
+        from the abs-max (NaN outputs stay NaN, +-Inf saturate); paddleslim reproduces the
+        CPU kernel (a NaN at flat index 0 makes ``S`` NaN, other NaNs are skipped).
+    """
+
+    def __init__(
+        self,
+        moving_rate: float = 0.9,
+        bit_length: int = 8,
+        dtype: str = "float32",
+        name: str | None = None,
+        *,
+        profile: Profile = "canonical",
+        ignore_nonfinite: bool = False,
+    ) -> None:
+        super().__init__(profile)
+        if isinstance(moving_rate, bool) or not isinstance(moving_rate, (int, float, np.number)):
+            raise TypeError(f"moving_rate must be a number in (0, 1), got {moving_rate!r}")
+        if not 0.0 < float(moving_rate) < 1.0:
+            raise ValueError(f"moving_rate must be in (0, 1), got {moving_rate!r}")
+        if dtype != "float32":
+            raise ValueError(f"dtype must be 'float32', got {dtype!r}")
+        self.moving_rate = F32(moving_rate)
+        self.bit_length = check_bits(bit_length, "bit_length")
+        self.name = name
+        self.ignore_nonfinite = bool(ignore_nonfinite)
+        init = 1.0 if profile == "paddleslim" else 0.0
+        self._state = {
+            "scale": np.array([0.001], F32),
+            "state": np.array([init], F32),
+            "accum": np.array([init], F32),
+        }
+
+    @property
+    def bin_cnt(self) -> int:
+        """``2^(bit_length-1) - 1``, the kernel's ``qmax``."""
+        return 2 ** (self.bit_length - 1) - 1
+
+    def _abs_max(self, x: np.ndarray) -> np.float32:
+        if self.profile == "paddleslim":
+            return paddle_abs_max(x)
+        finite = x[np.isfinite(x)]
+        if finite.size == 0:
+            raise ValueError("x has no finite values to take the abs-max of")
+        return F32(np.max(np.abs(finite)))
+
+    def forward(self, x: Any) -> np.ndarray:
+        """Quantize-dequantize ``x`` (updating ``state``/``accum``/``scale`` when training)."""
+        arr = self._check_x(x, allow_nonfinite=self.ignore_nonfinite)
+        if self.training:
+            st = self._state
+            state, accum, scale = moving_average_update(
+                st["state"][0], st["accum"][0], self._abs_max(arr), self.moving_rate
+            )
+            self._state = {
+                "scale": np.array([scale], F32),
+                "state": np.array([state], F32),
+                "accum": np.array([accum], F32),
+            }
+        return paddle_qdq_round1(arr, self._state["scale"][0], self.bin_cnt)
+
+    __call__ = forward
+
+    def backward(self, x: Any, grad_y: Any) -> dict[str, np.ndarray]:
+        """Straight-through gradient: ``{"x": grad_y}`` (float32 copy)."""
+        arr = self._check_x(x, allow_nonfinite=self.ignore_nonfinite)
+        return {"x": self._check_grad(arr, grad_y)}
+
+    def scales(self) -> np.ndarray:
+        """Paddle's ``scales()``: the threshold ``S`` (shape ``(1,)``)."""
+        return self._state["scale"].copy()
+
+    def zero_points(self) -> np.ndarray | None:
+        """Paddle returns ``None`` (paddleslim); canonical: the zero point 0 as an array."""
+        return None if self.profile == "paddleslim" else np.zeros(1, np.int64)
+
+    def qparams(self) -> QParams:
+        """Symmetric threshold parameters: ``S``, zero point 0, grid ``[-qmax, qmax]``.
+
+        Paddle's ``zero_points()`` returns ``None``; the grid's lower bound is ``-qmax``
+        because ``round_type=1`` clips before rounding.
+        """
+        qmax = self.bin_cnt
+        return QParams(self._state["scale"].reshape(()), np.zeros((), np.int64), -qmax, qmax,
+                       self.bit_length, None, convention="threshold")

@@ -1,0 +1,171 @@
+"""Channel-wise abs-max fake quanter (PaddleSlim's ``FakeQuanterChannelWiseAbsMaxObserver``).
+
+Matches ``paddleslim/quant/quanters/channel_wise_abs_max.py``, which runs Paddle's
+``fake_channel_wise_quantize_dequantize_abs_max`` kernel (``round_type=1``). Per call::
+
+    S_c = max |x[..., c, ...]|                 (per channel along quant_axis)
+    y   = paddle_qdq_round1(x, S_c, 2^(bits-1) - 1)
+
+and the layer's scale parameter (initialised to 0.001) is *overwritten* by ``S_c`` on every
+call: no averaging, although PaddleSlim's docstring says "average". A zero channel gets
+``S = 0`` and outputs 0 (the kernel clips x to ``[-0, 0]`` first). The gradient is the
+straight-through estimator ``dx = dy``.
+
+Profiles
+--------
+``paddleslim``: ``quant_axis`` 0 (Conv2D weights) or 1 (Linear weights) only, as the kernel;
+input rank >= 2; the op runs in the FTZ/DAZ mode of ``paddle._legacy_C_ops`` (subnormal
+inputs act as zeros, subnormal results and scales are flushed). ``canonical``: any axis of
+any rank >= 1, no flushing; the same current-abs-max scale (the right statistic for weights,
+which is what this quanter is for); non-finite values can be dropped from the statistic with
+``ignore_nonfinite=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_axis, check_bits
+from ..qparams import QParams
+from ._common import F32, Profile, QuanterBase, flush_denormals, paddle_qdq_round1
+
+__all__ = ["FakeQuanterChannelWiseAbsMaxObserver"]
+
+
+def _segment_abs_max(seg: np.ndarray) -> np.float32:
+    """``|*std::max_element(seg, by |.|)|`` under FTZ/DAZ: NaN when ``seg[0]`` is NaN, other
+    NaNs never win; subnormals compare as 0 and a subnormal result is stored as 0
+    (measured: a channel of only subnormals and zeros gets scale 0)."""
+    if np.isnan(seg[0]):
+        return F32(np.nan)
+    mags = flush_denormals(np.abs(seg))
+    keys = np.where(np.isnan(mags), F32(-1.0), mags)
+    return F32(mags[int(np.argmax(keys))])
+
+
+def paddle_channel_abs_max(x: np.ndarray, quant_axis: int) -> np.ndarray:
+    """Paddle CPU ``FindChannelAbsMaxFunctor`` for ``quant_axis`` 0 or 1.
+
+    Axis 0: one ``max_element`` per channel over its contiguous block. Axis 1: one
+    ``max_element`` per ``(i, j)`` block, folded into channel ``j`` with
+    ``std::max(acc, m)`` from ``acc = 0`` (a NaN block never replaces ``acc``). PaddleSlim
+    calls the op through ``paddle._legacy_C_ops``, which runs under FTZ/DAZ, so comparisons
+    see subnormals as 0.
+    """
+    if quant_axis == 0:
+        rows = x.reshape(x.shape[0], -1)
+        return np.array([_segment_abs_max(b) for b in rows], dtype=F32)
+    blocks = x.reshape(x.shape[0], x.shape[1], -1)
+    out = np.zeros(x.shape[1], F32)
+    for i in range(blocks.shape[0]):
+        for j in range(blocks.shape[1]):
+            m = _segment_abs_max(blocks[i, j])
+            # std::max(acc, m) under DAZ; acc and m are already flushed
+            out[j] = m if out[j] < m else out[j]
+    return out
+
+
+class FakeQuanterChannelWiseAbsMaxObserver(QuanterBase):
+    """Per-channel abs-max quantize-dequantize with a straight-through gradient.
+
+    Parameters
+    ----------
+    bit_length, dtype, name:
+        As in PaddleSlim (``dtype`` must be ``'float32'``).
+    quant_axis:
+        The channel axis. PaddleSlim derives it from the layer (Conv2D: 0, Linear: 1); here it
+        is given directly. ``paddleslim`` accepts 0 or 1 only.
+    profile, ignore_nonfinite:
+        See the module docstring and :class:`FakeQuanterWithAbsMaxObserver`.
+    """
+
+    def __init__(
+        self,
+        bit_length: int = 8,
+        dtype: str = "float32",
+        name: str | None = None,
+        *,
+        quant_axis: int = 0,
+        profile: Profile = "canonical",
+        ignore_nonfinite: bool = False,
+    ) -> None:
+        super().__init__(profile)
+        if dtype != "float32":
+            raise ValueError(f"dtype must be 'float32', got {dtype!r}")
+        self.bit_length = check_bits(bit_length, "bit_length")
+        if isinstance(quant_axis, bool) or not isinstance(quant_axis, (int, np.integer)):
+            raise TypeError(f"quant_axis must be an integer, got {quant_axis!r}")
+        if profile == "paddleslim" and quant_axis not in (0, 1):
+            raise ValueError(
+                f"quant_axis must be 0 or 1 for profile='paddleslim', got {quant_axis}"
+            )
+        self.quant_axis = int(quant_axis)
+        self.name = name
+        self.ignore_nonfinite = bool(ignore_nonfinite)
+        # The channel count is fixed by the first forward (PaddleSlim: by the layer's weight).
+        self._state = {"scale": np.zeros(0, F32)}
+
+    @property
+    def bin_cnt(self) -> int:
+        return 2 ** (self.bit_length - 1) - 1
+
+    def _checked(self, x: Any) -> tuple[np.ndarray, int]:
+        min_ndim = 2 if self.profile == "paddleslim" else 1
+        arr = self._check_x(x, allow_nonfinite=self.ignore_nonfinite, min_ndim=min_ndim)
+        axis = check_axis(self.quant_axis, arr.ndim, "quant_axis")
+        return arr, axis
+
+    def _channel_abs_max(self, arr: np.ndarray, axis: int) -> np.ndarray:
+        if self.profile == "paddleslim":
+            return paddle_channel_abs_max(arr, axis)
+        moved = np.moveaxis(arr, axis, 0).reshape(arr.shape[axis], -1)
+        mags = np.where(np.isfinite(moved), np.abs(moved), F32(0.0))
+        return np.max(mags, axis=1).astype(F32)
+
+    def forward(self, x: Any) -> np.ndarray:
+        """Quantize-dequantize ``x`` per channel; the scale becomes the current abs-max."""
+        arr, axis = self._checked(x)
+        channels = arr.shape[axis]
+        old = self._state["scale"]
+        if old.size and old.size != channels:
+            raise ValueError(
+                f"x has {channels} channels along quant_axis={self.quant_axis}, but this "
+                f"quanter holds {old.size} scales"
+            )
+        # Training or not, the kernel overwrites the scale with the current abs-max.
+        scale = self._channel_abs_max(arr, axis)
+        self._state = {"scale": scale}
+        shape = [1] * arr.ndim
+        shape[axis] = channels
+        # PaddleSlim runs the op through paddle._legacy_C_ops: FTZ/DAZ floating-point mode.
+        return paddle_qdq_round1(arr, scale.reshape(shape), self.bin_cnt,
+                                 flush=self.profile == "paddleslim")
+
+    __call__ = forward
+
+    def backward(self, x: Any, grad_y: Any) -> dict[str, np.ndarray]:
+        """Straight-through gradient: ``{"x": grad_y}`` (float32 copy)."""
+        arr, _ = self._checked(x)
+        return {"x": self._check_grad(arr, grad_y)}
+
+    def scales(self) -> np.ndarray:
+        """The per-channel thresholds (empty before the first forward)."""
+        return self._state["scale"].copy()
+
+    def zero_points(self) -> np.ndarray | None:
+        """PaddleSlim returns ``None`` (so ``PTQ.convert`` fails); canonical: zeros."""
+        if self.profile == "paddleslim":
+            return None
+        return np.zeros(self._state["scale"].shape, np.int64)
+
+    def qparams(self) -> QParams:
+        """Per-channel threshold parameters, zero point 0 (PaddleSlim: ``None``)."""
+        if not self._state["scale"].size:
+            raise ValueError("qparams() called before forward(): no scale yet")
+        qmax = self.bin_cnt
+        scale = self._state["scale"]
+        return QParams(scale, np.zeros(scale.shape, np.int64), -qmax, qmax, self.bit_length,
+                       self.quant_axis,
+                       convention="threshold")

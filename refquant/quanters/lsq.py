@@ -1,0 +1,587 @@
+"""LSQ / LSQ+ quanters (Esser et al. 2019, arXiv:1902.08153; Bhalgat et al. 2020,
+arXiv:2004.09576): PaddleSlim's ``WeightLSQplusQuanter`` and ``ActLSQplusQuanter``.
+
+``paddleslim`` profile: bit for bit ``paddleslim/quant/quanters/lsq_weight.py``,
+``lsq_act.py`` and ``lsq_func.py`` on Paddle 3.3.1 (CPU), quirks included:
+
+* ``quant_bits`` and ``sign`` are ignored (8-bit signed grid ``[-128, 127]``); the weight
+  quanter also ignores ``symmetric``. Initial step ``max(|mu +- 3 sigma|) / 255`` against
+  ``Qp = 127``; ``g = fl32(1 / sqrt(numel * 127))`` with the total ``numel`` even per channel.
+* Per-tensor ``collect_gaussian``: ``s = fl(fl(s * 0.9) + fl(fl(0.1 * m) / 255))``.
+  Per-channel: ``s = fl(fl(m * 0.9) + fl(fl(0.1 * m) / 255))`` from the *raw* bound ``m``
+  (no EMA, no division by 255 of the main term).
+* The activation quanter's beta update uses the scale:
+  ``beta = fl(fl(s * 0.9) + fl(0.1 * fl(min - fl(s * qmin))))`` with the new ``s``.
+* Per-channel ``LsqFunc`` groups the flat weight as ``reshape(shape[quant_axis], -1)``
+  without moving the axis first (wrong for ``quant_axis=1``).
+* ``round(v) = sign(v) * floor(fl(|v| + 0.5))`` (half away from zero, but ``0.49999997 -> 1``).
+* ``zero_points()`` of the asymmetric activation quanter is
+  ``clip(qmin - round(fl(qmin / s)), qmin, qmax)``, computed once and cached.
+* The statistics are updated during the first ``batch_init`` calls whatever the layer's
+  ``training`` flag (the layers never read it).
+* On Paddle 3.3.1 the per-tensor quanters crash on their first call (a 0-D value is
+  ``set_value``'d into a ``[1]`` parameter). refquant computes what they compute once that
+  value is reshaped to ``[1]`` (the "set_value-shim").
+
+The float32 operation order of every step is given in the function docstrings; the sums in
+the gradients follow Paddle's CPU (Eigen) reduction order (:mod:`._common`), and
+``paddle.std``'s ``pow(d, 2)`` is Eigen's vectorised ``pow`` (:mod:`._eigen_pow`). One part is
+not bit-exact: the per-channel weight statistics when ``paddle.std`` returns 8 or more values,
+whose packet ``sqrt`` is a hardware-dependent ``rsqrtps`` approximation (see
+:func:`._common.paddle_std`); the step then differs by a few ulp (max 4 measured).
+
+``canonical`` profile: the papers' method. Grid ``[Qn, Qp]`` from ``quant_bits`` and
+``sign``; per-channel along any axis; weight init ``max(|mu +- 3 sigma|) / 2^(b-1)``
+(LSQ+), activation init ``s = (max - min) / (Qp - Qn)``, ``beta = min - s * Qn``
+(asymmetric) or ``s = max|x| / Qp`` (symmetric); ``batch_init`` steps of exponential
+moving average (0.9 / 0.1) of those estimates, beta included, in training mode only
+(``eval()`` freezes them); round half to even; gradient
+scale ``g = 1 / sqrt(numel_per_scale * Qp)``; sums in float64, rounded once to float32.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_axis, check_bits
+from ..qparams import QParams, integer_range
+from ._common import (
+    F32,
+    Profile,
+    QuanterBase,
+    eigen_sum,
+    eigen_sum_rows,
+    inv_sqrt_f32,
+    lsq_round,
+    paddle_std,
+)
+
+__all__ = [
+    "WeightLSQplusQuanter",
+    "ActLSQplusQuanter",
+    "lsq_forward_paddleslim",
+    "lsq_backward_paddleslim",
+    "lsq_plus_forward_paddleslim",
+    "lsq_plus_backward_paddleslim",
+]
+
+_SLIM_QMIN, _SLIM_QMAX, _SLIM_DIV = -128, 127, 255
+
+
+# -- PaddleSlim's LsqFunc / LsqPlusActFunc -------------------------------------------------
+def _rows(w: np.ndarray, per_channel: bool, quant_axis: int) -> np.ndarray:
+    """The layout LsqFunc divides in: ``w.reshape(shape[quant_axis], -1)`` per channel."""
+    return w.reshape(w.shape[quant_axis], -1) if per_channel else w
+
+
+def _div(w: np.ndarray, alpha: np.ndarray, per_channel: bool, quant_axis: int) -> np.ndarray:
+    rows = _rows(w, per_channel, quant_axis)
+    a = alpha.reshape(-1, 1) if per_channel else alpha.reshape(())
+    return (rows / a).astype(F32)
+
+
+def lsq_forward_paddleslim(w: np.ndarray, alpha: np.ndarray, qn: int, qp: int,
+                           per_channel: bool = False, quant_axis: int = 0) -> np.ndarray:
+    """``LsqFunc.forward``: ``y = fl(clip(round(fl(w / a)), Qn, Qp) * a)`` (float32).
+
+    Per channel, ``a[c]`` applies to row ``c`` of ``w.reshape(shape[quant_axis], -1)``.
+    """
+    v = _div(w, alpha, per_channel, quant_axis)
+    q = np.clip(lsq_round(v), F32(qn), F32(qp))
+    a = alpha.reshape(-1, 1) if per_channel else alpha.reshape(())
+    return (q * a).astype(F32).reshape(w.shape)
+
+
+def _alpha_terms(v: np.ndarray, grad: np.ndarray, g: np.float32, qn: int, qp: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Elementwise ``((lower*Qn + upper*Qp + middle*round(v)) - middle*v) * grad * g``."""
+    lower = (v < qn).astype(F32)
+    upper = (v > qp).astype(F32)
+    middle = ((F32(1.0) - lower).astype(F32) - upper).astype(F32)
+    t = ((lower * F32(qn)).astype(F32) + (upper * F32(qp)).astype(F32)).astype(F32)
+    t = (t + (middle * lsq_round(v)).astype(F32)).astype(F32)
+    t = (t - (middle * v).astype(F32)).astype(F32)
+    t = ((t * grad).astype(F32) * g).astype(F32)
+    return t, lower, upper, middle
+
+
+def lsq_backward_paddleslim(w: np.ndarray, alpha: np.ndarray, grad: np.ndarray, g: np.float32,
+                            qn: int, qp: int, per_channel: bool = False, quant_axis: int = 0
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """``LsqFunc.backward`` -> ``(grad_w, grad_alpha)``.
+
+    ``v = fl(w / a)``; ``lower = v < Qn``, ``upper = v > Qp``, ``middle = 1 - lower - upper``;
+    ``grad_w = middle * grad``; ``grad_alpha`` sums the elementwise terms of
+    :func:`_alpha_terms` with Paddle's tree sum (per channel: per row of
+    ``reshape(shape[quant_axis], -1)``). Per tensor it is 0-D, as ``alpha.grad`` is in Paddle.
+    """
+    v = _div(w, alpha, per_channel, quant_axis).reshape(w.shape)
+    t, _, _, middle = _alpha_terms(v, grad, g, qn, qp)
+    if per_channel:
+        grad_alpha = eigen_sum_rows(t.reshape(w.shape[quant_axis], -1))
+    else:
+        # 0-D, and Paddle stores it as the [1]-shaped parameter's .grad unchanged (0-D).
+        grad_alpha = np.array(eigen_sum(t), F32)
+    return (middle * grad).astype(F32), grad_alpha
+
+
+def lsq_plus_forward_paddleslim(x: np.ndarray, alpha: np.float32, beta: np.float32,
+                                qn: int, qp: int) -> np.ndarray:
+    """``LsqPlusActFunc.forward``: ``y = fl(fl(clip(round(fl(fl(x - b) / a))) * a) + b)``."""
+    v = ((x - beta).astype(F32) / alpha).astype(F32)
+    q = np.clip(lsq_round(v), F32(qn), F32(qp))
+    return ((q * alpha).astype(F32) + beta).astype(F32)
+
+
+def lsq_plus_backward_paddleslim(x: np.ndarray, alpha: np.float32, beta: np.float32,
+                                 grad: np.ndarray, g: np.float32, qn: int, qp: int
+                                 ) -> tuple[np.ndarray, np.float32, np.float32]:
+    """``LsqPlusActFunc.backward`` -> ``(grad_x, grad_alpha, grad_beta)``.
+
+    As :func:`lsq_backward_paddleslim` with ``v = fl(fl(x - b) / a)``, plus
+    ``grad_beta = tree_sum(fl(fl((lower + upper) * grad) * g))``.
+    """
+    v = ((x - beta).astype(F32) / alpha).astype(F32)
+    t, lower, upper, middle = _alpha_terms(v, grad, g, qn, qp)
+    tb = ((((lower + upper).astype(F32)) * grad).astype(F32) * g).astype(F32)
+    return (middle * grad).astype(F32), eigen_sum(t), eigen_sum(tb)
+
+
+# -- canonical LSQ / LSQ+ -------------------------------------------------------------------
+def lsq_forward_canonical(x: np.ndarray, step: np.ndarray, beta: np.ndarray | float,
+                          qn: int, qp: int) -> tuple[np.ndarray, np.ndarray]:
+    """``v = fl(fl(x - beta) / s)``, ``q = clip(round_half_even(v), Qn, Qp)``,
+    ``y = fl(fl(q * s) + beta)`` (``beta = 0``: plain LSQ). Returns ``(y, v)``."""
+    b = np.asarray(beta, F32)
+    v = ((x - b).astype(F32) / step).astype(F32)
+    q = np.clip(np.rint(v), F32(qn), F32(qp))
+    return ((q * step).astype(F32) + b).astype(F32), v
+
+
+def lsq_backward_canonical(x: np.ndarray, step: np.ndarray, beta: np.ndarray | float,
+                           grad: np.ndarray, gscale: float, qn: int, qp: int,
+                           reduce_axes: tuple[int, ...] | None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LSQ / LSQ+ gradients with the straight-through estimator for ``round``.
+
+    With ``v`` the float32 quotient of the forward (used for the in-range test) and
+    ``u = (x - beta) / s`` in float64 (used for the continuous part)::
+
+        dx    = grad                       where Qn <= v <= Qp, else 0
+        ds    = g * sum(grad * (round(v) - u   inside
+                                Qn             where v < Qn
+                                Qp             where v > Qp))
+        dbeta = g * sum(grad * [v < Qn or v > Qp])
+
+    Sums in float64 over ``reduce_axes`` (``None``: everything), rounded once to float32.
+    """
+    b = np.asarray(beta, F32)
+    v = ((x - b).astype(F32) / step).astype(F32)
+    u = (x.astype(np.float64) - b.astype(np.float64)) / step.astype(np.float64)
+    lower, upper = v < qn, v > qp
+    inside = ~(lower | upper)
+    g64 = grad.astype(np.float64)
+    term = np.where(lower, float(qn), np.where(upper, float(qp), np.rint(v) - u)) * g64
+    outside = np.where(inside, 0.0, g64)
+    ds = np.sum(term, axis=reduce_axes) * gscale
+    db = np.sum(outside, axis=reduce_axes) * gscale
+    dx = np.where(inside, grad, F32(0.0)).astype(F32)
+    return dx, np.asarray(ds, F32), np.asarray(db, F32)
+
+
+def _check_batch_init(batch_init: Any) -> int:
+    if isinstance(batch_init, bool) or not isinstance(batch_init, (int, np.integer)):
+        raise TypeError(f"batch_init must be a positive integer, got {batch_init!r}")
+    if batch_init < 1:
+        raise ValueError(f"batch_init must be >= 1, got {batch_init}")
+    return int(batch_init)
+
+
+class _LSQBase(QuanterBase):
+    def __init__(self, quant_bits: int, sign: bool, symmetric: bool, batch_init: int,
+                 quant_linear: bool, reduce_type: str | None, dtype: str, name: str | None,
+                 profile: Profile) -> None:
+        super().__init__(profile)
+        self.quant_bits = check_bits(quant_bits, "quant_bits")
+        self.sign = bool(sign)
+        self.symmetric = bool(symmetric)
+        self.batch_init = _check_batch_init(batch_init)
+        self.quant_linear = bool(quant_linear)
+        if reduce_type not in (None, "max"):
+            raise ValueError(f"reduce_type must be None or 'max', got {reduce_type!r}")
+        self.reduce_type = reduce_type  # "max" all-reduces across ranks: a no-op in one process
+        if dtype != "float32":
+            raise ValueError(f"dtype must be 'float32', got {dtype!r}")
+        self.name = name
+        if profile == "paddleslim":
+            self.qmin, self.qmax, self.bits = _SLIM_QMIN, _SLIM_QMAX, 8
+        else:
+            self.qmin, self.qmax = integer_range(self.quant_bits, signed=self.sign)
+            self.bits = self.quant_bits
+
+    def _gscale(self, numel: int) -> np.float32:
+        if self.profile == "paddleslim":
+            return inv_sqrt_f32(numel, self.qmax)
+        return F32(1.0 / math.sqrt(numel * self.qmax))
+
+    def _updates(self) -> bool:
+        """Whether this forward updates the statistics: during the first ``batch_init``
+        calls; canonical only in training mode, paddleslim in either mode (PaddleSlim's
+        LSQ+ layers never look at ``training``)."""
+        if self._state["init_state"] >= self.batch_init:
+            return False
+        return self.training or self.profile == "paddleslim"
+
+    def _require_init(self) -> None:
+        if self._state["g"] is None:
+            raise ValueError(f"{type(self).__name__}.backward() called before forward()")
+
+
+class WeightLSQplusQuanter(_LSQBase):
+    """LSQ+ weight quanter: learnable step ``scale`` (per tensor or per channel).
+
+    Constructor arguments are PaddleSlim's; ``quant_axis`` (canonical only) overrides the
+    channel axis, which PaddleSlim fixes to ``1 if quant_linear else 0``.
+
+    ``state``: ``scale`` (float32, shape ``(1,)`` per tensor in ``paddleslim`` / ``()`` in
+    ``canonical``, ``(C,)`` per channel; empty until the first forward when the channel
+    count is not known), ``g`` (float32 0-D array or ``None`` before the first forward),
+    ``init_state`` (int: forwards that updated the scale so far).
+    """
+
+    def __init__(
+        self,
+        quant_bits: int = 8,
+        sign: bool = True,
+        symmetric: bool = True,
+        per_channel: bool = False,
+        batch_init: int = 20,
+        quant_linear: bool = False,
+        channel_num: int | None = None,
+        reduce_type: str | None = None,
+        dtype: str = "float32",
+        name: str | None = None,
+        *,
+        quant_axis: int | None = None,
+        profile: Profile = "canonical",
+    ) -> None:
+        super().__init__(quant_bits, sign, symmetric, batch_init, quant_linear, reduce_type,
+                         dtype, name, profile)
+        if profile == "canonical" and not self.symmetric:
+            raise ValueError("symmetric=False is not supported for weights: LSQ+ learns no "
+                             "weight offset")
+        if profile == "paddleslim" and quant_axis is not None:
+            raise ValueError("quant_axis is fixed by quant_linear for profile='paddleslim'")
+        self.per_channel = bool(per_channel)
+        self.quant_axis = (1 if self.quant_linear else 0) if quant_axis is None else quant_axis
+        self._collect_axis = 0 if self.quant_linear else 1
+        if channel_num is not None:
+            if isinstance(channel_num, bool) or not isinstance(channel_num, (int, np.integer)) \
+                    or channel_num < 1:
+                raise ValueError(f"channel_num must be a positive integer, got {channel_num!r}")
+        self.channel_num = channel_num
+        if self.per_channel:
+            scale = np.ones(channel_num or 0, F32)
+        else:
+            scale = np.ones((1,) if profile == "paddleslim" else (), F32)
+        self._state = {"scale": scale, "g": None, "init_state": 0}
+
+    # -- checks ----------------------------------------------------------------------
+    def _checked(self, w: Any) -> tuple[np.ndarray, int | None]:
+        arr = self._check_x(w, "x", min_ndim=2 if self.per_channel else 0)
+        if not self.per_channel:
+            return arr, None
+        axis = check_axis(self.quant_axis, arr.ndim, "quant_axis")
+        channels = arr.shape[axis]
+        known = self._state["scale"].size or self.channel_num
+        if known and known != channels:
+            raise ValueError(
+                f"x has {channels} channels along quant_axis={self.quant_axis}, but this "
+                f"quanter holds {known} scales"
+            )
+        return arr, axis
+
+    # -- statistics ------------------------------------------------------------------
+    def _slim_bound(self, w: np.ndarray) -> np.ndarray:
+        """``max(|mean - 3 std|, |mean + 3 std|)`` exactly as PaddleSlim evaluates it."""
+        if self.per_channel:
+            mean, std = paddle_std(w.reshape(w.shape[0], -1), self._collect_axis)
+        else:
+            mean, std = paddle_std(w, None)
+        three = (F32(3.0) * std).astype(F32)
+        lo = np.abs((mean - three).astype(F32))
+        hi = np.abs((mean + three).astype(F32))
+        if self.per_channel:
+            return np.maximum(lo, hi).astype(F32)
+        # Python max([lo, hi]) keeps the first unless the second is strictly greater.
+        return np.asarray(hi if hi > lo else lo, F32)
+
+    def _canonical_bound(self, w: np.ndarray, axis: int | None) -> np.ndarray:
+        w64 = w.astype(np.float64)
+        if axis is None:
+            flat = w64.reshape(1, -1)
+        else:
+            flat = np.moveaxis(w64, axis, 0).reshape(w.shape[axis], -1)
+        if flat.shape[1] < 2:
+            raise ValueError("x needs at least 2 elements per scale to estimate a std")
+        mean = flat.mean(axis=1)
+        std = flat.std(axis=1, ddof=1)
+        bound = np.maximum(np.abs(mean - 3 * std), np.abs(mean + 3 * std))
+        if np.any(bound == 0):
+            raise ValueError("cannot initialise the step size: a channel of x is constant 0")
+        est = bound / 2 ** (self.quant_bits - 1)
+        return est if axis is not None else est.reshape(())
+
+    def _update(self, w: np.ndarray, axis: int | None) -> None:
+        st = dict(self._state)
+        first = st["init_state"] == 0
+        if self.profile == "paddleslim":
+            if first:
+                st["g"] = np.asarray(self._gscale(w.size), F32)
+            m = self._slim_bound(w)
+            if self.per_channel and m.size != w.shape[self.quant_axis]:
+                raise ValueError(
+                    f"PaddleSlim computes {m.size} channel statistics for x of shape "
+                    f"{w.shape} but has {w.shape[self.quant_axis]} scales"
+                )
+            div = F32(_SLIM_DIV)
+            if first:
+                new = (m / div).astype(F32)
+            elif self.per_channel:
+                new = ((m * F32(0.9)).astype(F32)
+                       + ((F32(0.1) * m).astype(F32) / div).astype(F32)).astype(F32)
+            else:
+                old = st["scale"].reshape(())
+                new = ((old * F32(0.9)).astype(F32)
+                       + ((F32(0.1) * m).astype(F32) / div).astype(F32)).astype(F32)
+            st["scale"] = np.asarray(new, F32).reshape(-1 if self.per_channel else (1,))
+        else:
+            est = self._canonical_bound(w, axis)
+            if first:
+                numel = w.size // (w.shape[axis] if axis is not None else 1)
+                st["g"] = np.asarray(self._gscale(numel), F32)
+                new64 = est
+            else:
+                new64 = 0.9 * st["scale"].astype(np.float64) + 0.1 * est
+            st["scale"] = np.asarray(new64, F32)
+        st["init_state"] = int(st["init_state"]) + 1
+        self._state = st
+
+    def _scale_shape(self, w: np.ndarray, axis: int | None) -> np.ndarray:
+        s = self._state["scale"]
+        if axis is None or self.profile == "paddleslim":
+            return s
+        shape = [1] * w.ndim
+        shape[axis] = s.size
+        return s.reshape(shape)
+
+    # -- API -------------------------------------------------------------------------
+    def forward(self, x: Any) -> np.ndarray:
+        """Fake-quantize weight ``x``; updates the step while ``init_state < batch_init``."""
+        w, axis = self._checked(x)
+        if self._updates():
+            self._update(w, axis)
+        elif self._state["g"] is None:
+            raise ValueError("forward() in eval mode before any training forward")
+        if self.profile == "paddleslim":
+            return lsq_forward_paddleslim(w, self._state["scale"], self.qmin, self.qmax,
+                                          self.per_channel, self.quant_axis)
+        y, _ = lsq_forward_canonical(w, self._scale_shape(w, axis), 0.0, self.qmin, self.qmax)
+        return y
+
+    __call__ = forward
+
+    def backward(self, x: Any, grad_y: Any) -> dict[str, np.ndarray]:
+        """``{"x": dL/dx, "scale": dL/dscale}`` at the current state."""
+        w, axis = self._checked(x)
+        grad = self._check_grad(w, grad_y)
+        self._require_init()
+        g = F32(self._state["g"])
+        if self.profile == "paddleslim":
+            dx, ds = lsq_backward_paddleslim(w, self._state["scale"], grad, g, self.qmin,
+                                             self.qmax, self.per_channel, self.quant_axis)
+            return {"x": dx, "scale": ds}
+        axes = None if axis is None else tuple(i for i in range(w.ndim) if i != axis)
+        dx, ds, _ = lsq_backward_canonical(w, self._scale_shape(w, axis), 0.0, grad, float(g),
+                                           self.qmin, self.qmax, axes)
+        return {"x": dx, "scale": ds.reshape(self._state["scale"].shape)}
+
+    def scales(self) -> np.ndarray:
+        """The LSQ step(s) (PaddleSlim's ``scales()``)."""
+        return self._state["scale"].copy()
+
+    def zero_points(self) -> Any:
+        """PaddleSlim: the Python int 0 (the weight quanter is always symmetric/signed)."""
+        return 0 if self.profile == "paddleslim" else self.qparams().zero_point
+
+    def qparams(self) -> QParams:
+        """Step-convention parameters, zero point 0.
+
+        ``paddleslim`` labels the step ``"threshold"``: PaddleSlim's ``scales()`` returns the
+        LSQ step while its consumers (``LinearQuanter``) treat it as an abs-max threshold.
+        """
+        axis = self.quant_axis if self.per_channel else None
+        s = self._state["scale"]
+        if self.profile == "paddleslim":
+            s = s if self.per_channel else s.reshape(())
+            return QParams(s, np.zeros(s.shape, np.int64), self.qmin, self.qmax, 8, axis,
+                           convention="threshold")
+        return QParams(s, np.zeros(s.shape, np.int64), self.qmin, self.qmax, self.bits, axis,
+                       convention="step")
+
+
+class ActLSQplusQuanter(_LSQBase):
+    """LSQ+ activation quanter: learnable step ``scale`` and, when asymmetric, offset ``beta``.
+
+    ``state``: ``scale`` and ``beta`` (float32, shape ``(1,)`` in ``paddleslim``, ``()`` in
+    ``canonical``; ``beta`` is 0 and unused when symmetric), ``g``, ``init_state`` and, in
+    ``paddleslim``, ``zero_point`` (``zero_points()``'s cached value or ``None``).
+    """
+
+    def __init__(
+        self,
+        quant_bits: int = 8,
+        sign: bool = True,
+        symmetric: bool = True,
+        per_channel: bool = False,
+        batch_init: int = 20,
+        quant_linear: bool = False,
+        reduce_type: str | None = None,
+        dtype: str = "float32",
+        name: str | None = None,
+        *,
+        profile: Profile = "canonical",
+    ) -> None:
+        super().__init__(quant_bits, sign, symmetric, batch_init, quant_linear, reduce_type,
+                         dtype, name, profile)
+        if per_channel and profile == "canonical":
+            raise ValueError("per_channel=True is not supported for activations "
+                             "(PaddleSlim ignores it)")
+        self.per_channel = bool(per_channel)
+        shape: tuple[int, ...] = (1,) if profile == "paddleslim" else ()
+        self._state = {"scale": np.ones(shape, F32), "beta": np.zeros(shape, F32), "g": None,
+                       "init_state": 0}
+        if profile == "paddleslim":
+            self._state["zero_point"] = None
+
+    def _update(self, x: np.ndarray) -> None:
+        st = dict(self._state)
+        first = st["init_state"] == 0
+        if first:
+            st["g"] = np.asarray(self._gscale(x.size), F32)
+        lo, hi = F32(np.min(x)), F32(np.max(x))
+        shape = st["scale"].shape
+        if self.profile == "paddleslim":
+            width = F32(self.qmax - self.qmin)
+            rng = F32(hi - lo)
+            qmin = F32(self.qmin)
+            if first:
+                s = F32(rng / width)
+            else:
+                s = F32(F32(st["scale"].reshape(()) * F32(0.9)) + F32(F32(F32(0.1) * rng) / width))
+            if not self.symmetric:
+                if first:
+                    b = F32(lo - F32(s * qmin))
+                else:
+                    b = F32(F32(s * F32(0.9)) + F32(F32(0.1) * F32(lo - F32(s * qmin))))
+                st["beta"] = np.full(shape, b, F32)
+            st["scale"] = np.full(shape, s, F32)
+        else:
+            lo64, hi64 = float(lo), float(hi)
+            if self.symmetric:
+                s_new = max(abs(lo64), abs(hi64)) / self.qmax
+                b_new = 0.0
+            else:
+                s_new = (hi64 - lo64) / (self.qmax - self.qmin)
+                b_new = lo64 - s_new * self.qmin
+            if s_new == 0.0:
+                raise ValueError("cannot initialise the step size: x is all zeros")
+            if first:
+                s64, b64 = s_new, b_new
+            else:
+                s64 = 0.9 * float(st["scale"]) + 0.1 * s_new
+                b64 = 0.9 * float(st["beta"]) + 0.1 * b_new
+            st["scale"] = np.asarray(s64, F32)
+            st["beta"] = np.asarray(b64, F32)
+        st["init_state"] = int(st["init_state"]) + 1
+        self._state = st
+
+    def forward(self, x: Any) -> np.ndarray:
+        """Fake-quantize activation ``x``; updates scale/beta while ``init_state <
+        batch_init``."""
+        arr = self._check_x(x)
+        if self._updates():
+            self._update(arr)
+        elif self._state["g"] is None:
+            raise ValueError("forward() in eval mode before any training forward")
+        s = F32(self._state["scale"].reshape(()))
+        b = F32(self._state["beta"].reshape(()))
+        if self.profile == "paddleslim":
+            if self.symmetric:
+                return lsq_forward_paddleslim(arr, self._state["scale"], self.qmin, self.qmax)
+            return lsq_plus_forward_paddleslim(arr, s, b, self.qmin, self.qmax)
+        y, _ = lsq_forward_canonical(arr, np.asarray(s), b, self.qmin, self.qmax)
+        return y
+
+    __call__ = forward
+
+    def backward(self, x: Any, grad_y: Any) -> dict[str, np.ndarray]:
+        """``{"x", "scale"}`` plus ``"beta"`` when asymmetric, at the current state."""
+        arr = self._check_x(x)
+        grad = self._check_grad(arr, grad_y)
+        self._require_init()
+        g = F32(self._state["g"])
+        s_arr = self._state["scale"]
+        s, b = F32(s_arr.reshape(())), F32(self._state["beta"].reshape(()))
+        if self.profile == "paddleslim":
+            if self.symmetric:
+                dx, ds = lsq_backward_paddleslim(arr, s_arr, grad, g, self.qmin, self.qmax)
+                return {"x": dx, "scale": ds}
+            dx, ds0, db0 = lsq_plus_backward_paddleslim(arr, s, b, grad, g, self.qmin,
+                                                        self.qmax)
+            return {"x": dx, "scale": np.array(ds0, F32), "beta": np.array(db0, F32)}
+        dx, ds, db = lsq_backward_canonical(arr, np.asarray(s), b, grad, float(g), self.qmin,
+                                            self.qmax, None)
+        out = {"x": dx, "scale": ds}
+        if not self.symmetric:
+            out["beta"] = db
+        return out
+
+    def scales(self) -> np.ndarray:
+        """The LSQ step (PaddleSlim's ``scales()``)."""
+        return self._state["scale"].copy()
+
+    def zero_points(self) -> Any:
+        """PaddleSlim's ``zero_points()`` (paddleslim profile; cached on first call)."""
+        if self.profile != "paddleslim":
+            return self.qparams().zero_point
+        if self._state["zero_point"] is None:
+            if self.symmetric:
+                zp: Any = 0
+            else:
+                s = self._state["scale"]
+                r = lsq_round((F32(self.qmin) / s).astype(F32))
+                zp = np.clip((F32(self.qmin) - r).astype(F32), F32(self.qmin), F32(self.qmax))
+            self._state["zero_point"] = zp
+        return self._state["zero_point"]
+
+    def qparams(self) -> QParams:
+        """Step ``scale`` and zero point.
+
+        Canonical: ``zp = -round_half_even(beta / s)`` (0 when symmetric), step convention.
+        PaddleSlim: ``scales()`` and ``zero_points()`` as PaddleSlim reports them (the
+        latter cached), labelled ``"threshold"`` because that is how its consumers read them.
+        """
+        s = self._state["scale"].reshape(())
+        if self.profile == "paddleslim":
+            zp = np.asarray(self.zero_points(), dtype=np.float64).reshape(())
+            return QParams(s, zp, self.qmin, self.qmax, 8, None, convention="threshold")
+        if self.symmetric:
+            zp64 = 0.0
+        else:
+            zp64 = -float(np.rint(float(self._state["beta"]) / float(s)))
+        return QParams(s, np.asarray(int(zp64), np.int64), self.qmin, self.qmax, self.bits, None,
+                       convention="step")

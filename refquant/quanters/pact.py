@@ -1,0 +1,220 @@
+"""PACT: parameterized clipping activation (Choi et al., 2018, arXiv:1805.06085).
+
+``paddleslim`` profile: ``paddleslim/quant/quanters/pact.py`` (``PACTQuanterLayer``). The
+clip is symmetric and built from two ReLUs, evaluated in float32 as::
+
+    L  = relu(fl(x - a));  R = relu(fl(fl(-a) - x))
+    xc = fl(fl(x - L) + R)                    # == clip(x, -a, a) up to float32 rounding
+    y  = inner_quanter(xc)
+
+Autograd through those ops gives, with ``d = inner.backward(xc, dy)["x"]``::
+
+    up = fl(x - a) > 0;  lo = fl(-a - x) > 0  (both can hold when a < 0)
+    dx = -d where up and lo, +0 where exactly one holds, else d  (then -0.0 -> +0.0)
+    da = seq(d * up) - seq(d * lo)            (seq: sequential float32 sum from +0, the
+                                               order of Paddle's broadcast-gradient reduction)
+
+``canonical`` profile: PACT as published. Unsigned activations (the default) are clipped to
+``[0, a]``, signed ones (``signed=True``) to ``[-a, a]``, both exactly (``np.clip``), and
+``a <= 0`` is an error. Without an inner quanter the clipped value is quantized with ``a`` as
+the threshold on a ``quant_bits`` grid (``qmax = 2^b - 1`` unsigned, ``2^(b-1) - 1``
+signed)::
+
+    q  = round_half_even(fl(fl(xc * qmax) / a));   y = fl(fl(q * a) / qmax)
+
+Gradients (straight-through through the rounding): ``dx = d`` strictly inside the clip
+range and 0 outside; ``da = sum(d[x >= a]) - sum(d[x <= -a])`` (signed) in float64, rounded
+once to float32.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_bits
+from ..qparams import QParams
+from ._common import F32, Profile, QuanterBase, sequential_sum
+
+__all__ = ["PACTQuanter"]
+
+
+class PACTQuanter(QuanterBase):
+    """PACT clipping in front of an inner quanter, with a learnable clip value ``alpha``.
+
+    Parameters
+    ----------
+    quanter:
+        The inner refquant quanter (e.g. :class:`FakeQuanterWithAbsMaxObserver`). Required by
+        ``paddleslim``; ``None`` in ``canonical`` selects the paper's quantizer on
+        ``[0, alpha]``.
+    init_value:
+        Initial alpha. PaddleSlim's factory default is 100 (its layer class alone defaults to
+        1000; the factory is what users call).
+    learning_rate, dtype, name:
+        Kept for API compatibility (``learning_rate`` is an optimiser multiplier: it does not
+        change gradients). ``dtype`` must be ``'float32'``.
+    signed, quant_bits:
+        Canonical only: symmetric clip for signed activations; bit width of the paper's
+        quantizer.
+    """
+
+    def __init__(
+        self,
+        quanter: QuanterBase | None = None,
+        init_value: float = 100.0,
+        learning_rate: float = 1000.0,
+        dtype: str = "float32",
+        name: str | None = None,
+        *,
+        profile: Profile = "canonical",
+        signed: bool = False,
+        quant_bits: int = 8,
+    ) -> None:
+        super().__init__(profile)
+        if quanter is not None and not isinstance(quanter, QuanterBase):
+            raise TypeError(f"quanter must be a refquant quanter, got {type(quanter).__name__}")
+        if quanter is None and profile == "paddleslim":
+            raise TypeError("quanter is required for profile='paddleslim'")
+        if quanter is not None and quanter.profile != profile:
+            raise ValueError(
+                f"quanter has profile={quanter.profile!r}, this PACTQuanter {profile!r}"
+            )
+        if isinstance(init_value, bool) or not isinstance(init_value, (int, float, np.number)):
+            raise TypeError(f"init_value must be a number, got {init_value!r}")
+        if not np.isfinite(init_value):
+            raise ValueError(f"init_value must be finite, got {init_value!r}")
+        if profile == "canonical" and not init_value > 0:
+            raise ValueError(f"init_value must be > 0, got {init_value!r}")
+        if dtype != "float32":
+            raise ValueError(f"dtype must be 'float32', got {dtype!r}")
+        self.quanter = quanter
+        self.learning_rate = learning_rate
+        self.name = name
+        self.signed = bool(signed)
+        self.quant_bits = check_bits(quant_bits, "quant_bits")
+        shape: tuple[int, ...] = (1,) if profile == "paddleslim" else ()
+        self._state = {"alpha": np.full(shape, init_value, F32)}
+
+    # -- state (alpha plus the inner quanter's, prefixed "quanter.") -----------------
+    @property
+    def state(self) -> dict[str, Any]:
+        out = {"alpha": self._state["alpha"].copy()}
+        if self.quanter is not None:
+            out.update({f"quanter.{k}": v for k, v in self.quanter.state.items()})
+        return out
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or "alpha" not in state:
+            raise ValueError("state must be a dict with an 'alpha' entry")
+        extra = [k for k in state if k != "alpha" and not (
+            self.quanter is not None and k.startswith("quanter."))]
+        if extra:
+            raise ValueError(f"state keys do not match: unexpected {sorted(extra)}")
+        inner = {k[len("quanter."):]: v for k, v in state.items() if k.startswith("quanter.")}
+        alpha = np.array(state["alpha"], dtype=F32).reshape(self._state["alpha"].shape)
+        if self.quanter is not None:
+            self.quanter.load_state(inner)
+        self._state = {"alpha": alpha}
+
+    def train(self) -> None:
+        super().train()
+        if self.quanter is not None:
+            self.quanter.train()
+
+    def eval(self) -> None:
+        super().eval()
+        if self.quanter is not None:
+            self.quanter.eval()
+
+    # -- helpers ---------------------------------------------------------------------
+    @property
+    def alpha(self) -> np.float32:
+        return F32(self._state["alpha"].reshape(()))
+
+    @property
+    def _grid_qmax(self) -> int:
+        return 2 ** (self.quant_bits - 1) - 1 if self.signed else 2**self.quant_bits - 1
+
+    def _clip(self, x: np.ndarray) -> np.ndarray:
+        a = self.alpha
+        if self.profile == "paddleslim":
+            left = np.maximum((x - a).astype(F32), F32(0.0))
+            right = np.maximum((F32(-a) - x).astype(F32), F32(0.0))
+            return ((x - left).astype(F32) + right).astype(F32)
+        if not a > 0:
+            raise ValueError(f"alpha must be > 0 for profile='canonical', got {a!r}")
+        lo = -a if self.signed else F32(0.0)
+        return np.minimum(np.maximum(x, lo), a).astype(F32)
+
+    def _paper_quantize(self, xc: np.ndarray) -> np.ndarray:
+        a, qmax = self.alpha, F32(self._grid_qmax)
+        q = np.rint(((xc * qmax).astype(F32) / a).astype(F32))
+        return ((q * a).astype(F32) / qmax).astype(F32)
+
+    # -- API -------------------------------------------------------------------------
+    def clip(self, x: Any) -> np.ndarray:
+        """The clipped activation the inner quanter receives (see the module docstring)."""
+        return self._clip(self._check_x(x))
+
+    def forward(self, x: Any) -> np.ndarray:
+        """Clip ``x`` with alpha, then quantize it (the inner quanter updates its state)."""
+        arr = self._check_x(x)
+        xc = self._clip(arr)
+        if self.quanter is None:
+            return self._paper_quantize(xc)
+        return self.quanter.forward(xc)
+
+    __call__ = forward
+
+    def backward(self, x: Any, grad_y: Any) -> dict[str, np.ndarray]:
+        """Gradients ``{"x", "alpha", "quanter.<name>"...}`` for upstream gradient ``grad_y``."""
+        arr = self._check_x(x)
+        g = self._check_grad(arr, grad_y)
+        xc = self._clip(arr)
+        out: dict[str, np.ndarray] = {}
+        if self.quanter is None:
+            d = g
+        else:
+            inner = self.quanter.backward(xc, g)
+            d = inner.pop("x")
+            out.update({f"quanter.{k}": v for k, v in inner.items()})
+        a = self.alpha
+        if self.profile == "paddleslim":
+            zero = F32(0.0)
+            upper = (arr - a).astype(F32) > 0  # relu(x - a) active
+            lower = (F32(-a) - arr).astype(F32) > 0  # relu(-a - x) active
+            # Three autograd paths into x: d, -d (upper), -d (lower); +0.0 maps -0.0 to +0.0.
+            dx = np.where(upper & lower, -d, np.where(upper | lower, zero, d))
+            dx = (dx + zero).astype(F32)
+            s_up = sequential_sum(np.where(upper, d, zero))
+            s_lo = sequential_sum(np.where(lower, d, zero))
+            out["alpha"] = np.array([F32(s_up + F32(-s_lo))], F32)
+        else:
+            lo = -a if self.signed else F32(0.0)
+            upper = arr >= a
+            lower = arr <= lo
+            dx = np.where(upper | lower, F32(0.0), d).astype(F32)
+            total = np.sum(d[upper], dtype=np.float64)
+            if self.signed:
+                total -= np.sum(d[lower], dtype=np.float64)
+            out["alpha"] = np.array(total, F32)
+        out["x"] = dx
+        return out
+
+    def scales(self) -> np.ndarray:
+        """PaddleSlim: the inner quanter's scales (not alpha). Canonical without an inner
+        quanter: alpha."""
+        if self.quanter is None:
+            return self._state["alpha"].copy()
+        return self.quanter.scales()
+
+    def qparams(self) -> QParams:
+        """The inner quanter's parameters (PaddleSlim) or alpha as the threshold."""
+        if self.quanter is not None:
+            return self.quanter.qparams()  # type: ignore[no-any-return]
+        qmax = self._grid_qmax
+        qmin = -qmax if self.signed else 0
+        return QParams(self._state["alpha"], np.zeros((), np.int64), qmin, qmax,
+                       self.quant_bits, None, convention="threshold")
