@@ -1,0 +1,63 @@
+"""Locate the shipped fixtures and (re)generate them."""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from .format import Case, write_suite
+from .registry import build_case, iter_families
+
+__all__ = ["default_fixture_dir", "generate_cases", "generate", "GENERATOR"]
+
+GENERATOR = "refquant conformance generate (format 1)"
+
+
+def _source_checkout_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "conformance"
+
+
+def default_fixture_dir() -> Path:
+    """The fixture directory: package data ``refquant._fixtures`` when installed, else the
+    repository's ``conformance/`` directory (source checkout)."""
+    try:
+        root = importlib.resources.files("refquant._fixtures")
+    except ModuleNotFoundError:
+        root = None
+    if root is not None and isinstance(root, Path) and (root / "manifest.json").is_file():
+        return root
+    if root is not None and not isinstance(root, Path):
+        # a namespace / multiplexed traversable: use its first real directory
+        for cand in getattr(root, "_paths", []):
+            if (Path(cand) / "manifest.json").is_file():
+                return Path(cand)
+    return _source_checkout_dir()
+
+
+def generate_cases(log: bool = False) -> list[Case]:
+    """Every case of every family whose requirements import, in a deterministic order."""
+    out: list[Case] = []
+    for fam, ok in iter_families():
+        if not ok:
+            if log:
+                print(f"skipping family {fam.name}: requires {', '.join(fam.requires)}",
+                      file=sys.stderr)
+            continue
+        n0 = len(out)
+        for draft in fam.generate():
+            out.append(build_case(draft, fam.name))
+        if log:
+            print(f"family {fam.name}: {len(out) - n0} cases", file=sys.stderr)
+    return out
+
+
+def generate(out_dir: str | os.PathLike[str] | None = None, log: bool = False,
+             cases: Iterable[Case] | None = None) -> Path:
+    """Generate every case and write the fixture set to ``out_dir`` (default: the source
+    checkout's ``conformance/``)."""
+    target = Path(out_dir) if out_dir is not None else _source_checkout_dir()
+    all_cases = list(cases) if cases is not None else generate_cases(log=log)
+    return write_suite(all_cases, target, GENERATOR)
