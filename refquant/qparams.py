@@ -216,13 +216,15 @@ def symmetric_qparams(
     grid is 1, the zero point stays 0 only when ``narrow`` is False).
 
     ``S`` is computed in float64 and rounded once to float32. A zero range gives ``S = 0``;
-    the kernels define what a zero threshold does (Paddle's ``1e-30`` guard).
+    the kernels define what a zero threshold does (Paddle's ``1e-30`` guard). A non-zero
+    range whose ``S`` underflows to 0 or overflows in float32 raises ``ValueError``.
     """
     lo = np.asarray(min_val, dtype=np.float64)
     hi = np.asarray(max_val, dtype=np.float64)
     if np.isnan(lo).any() or np.isnan(hi).any():
         raise ValueError(f"min_val/max_val must not be NaN, got {min_val!r}, {max_val!r}")
     threshold = np.maximum(np.abs(lo), np.abs(hi))
+    _check_representable(threshold, threshold, "threshold", min_val, max_val)
     qmin, qmax = integer_range(bits, signed, narrow)
     zp = 0 if (signed or not narrow) else qmin
     return QParams(threshold, np.zeros(threshold.shape, np.int64) + zp, qmin, qmax, bits, axis)
@@ -245,7 +247,8 @@ def asymmetric_qparams(
         zero_point = clip(qmin - round_half_even(min / step), qmin, qmax)
 
     and ``step`` is rounded once to float32. A zero-width range (all zeros) gives
-    ``step = 0`` and the zero point is the grid value closest to 0.
+    ``step = 0`` and the zero point is the grid value closest to 0; a non-zero range whose
+    step underflows to 0 or overflows in float32 raises ``ValueError``.
     """
     lo = np.minimum(np.asarray(min_val, dtype=np.float64), 0.0)
     hi = np.maximum(np.asarray(max_val, dtype=np.float64), 0.0)
@@ -262,4 +265,19 @@ def asymmetric_qparams(
     zp = np.clip(zp, qmin, qmax).astype(np.int64)
     if not math.isfinite(float(np.max(step))):
         raise ValueError(f"range [{min_val!r}, {max_val!r}] is not finite")
+    _check_representable(step, width, "step", min_val, max_val)
     return QParams(step, zp, qmin, qmax, bits, axis, convention="step")
+
+
+def _check_representable(
+    value: np.ndarray, width: np.ndarray, name: str, min_val: object, max_val: object
+) -> None:
+    """A non-empty range whose scale rounds to 0 (or overflows) in float32 cannot be
+    quantized: raise instead of returning a zero or infinite scale."""
+    f32 = np.asarray(value, dtype=np.float64).astype(np.float32)
+    bad = (np.asarray(width) > 0) & ((f32 == 0) | ~np.isfinite(f32))
+    if np.any(bad):
+        raise ValueError(
+            f"range [{min_val!r}, {max_val!r}] gives a {name} that float32 cannot represent "
+            f"({float(np.asarray(value, dtype=np.float64)[bad].ravel()[0])!r})"
+        )

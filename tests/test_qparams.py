@@ -101,6 +101,15 @@ def test_per_channel_shapes_and_axis():
     assert qp.scale.tolist() == [2.0, 4.0, 0.0]
 
 
+def test_unrepresentable_scales_rejected():
+    with pytest.raises(ValueError, match="step that float32 cannot represent"):
+        asymmetric_qparams(0.0, 5e-324, bits=2, signed=True)
+    with pytest.raises(ValueError, match="threshold that float32 cannot represent"):
+        symmetric_qparams(-1e39, 1.0)
+    with pytest.raises(ValueError, match="threshold that float32 cannot represent"):
+        symmetric_qparams(0.0, 1e-46)
+
+
 def test_nan_range_rejected():
     with pytest.raises(ValueError, match="NaN"):
         symmetric_qparams(float("nan"), 1.0)
@@ -151,6 +160,12 @@ def test_equality_is_bitwise_and_ignores_margin():
 )
 def test_asymmetric_zero_point_maps_zero_exactly(lo, hi, bits, signed):
     """The grid [qmin-zp, qmax-zp]*step covers [lo, hi] to within one step (exact arithmetic)."""
+    qmin, qmax = integer_range(bits, signed)
+    width = Fraction(max(hi, 0.0)) - Fraction(min(lo, 0.0))
+    if width > 0 and np.float32(float(width / (qmax - qmin))) == 0:
+        with pytest.raises(ValueError, match="float32 cannot represent"):
+            asymmetric_qparams(lo, hi, bits=bits, signed=signed)
+        return
     qp = asymmetric_qparams(lo, hi, bits=bits, signed=signed)
     assert qp.qmin <= int(qp.zero_point) <= qp.qmax
     if hi - lo > 0:
