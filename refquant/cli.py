@@ -31,8 +31,6 @@ def _observer_classes() -> dict[str, type]:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    import numpy as np
-
     classes = _observer_classes()
     key = args.observer.lower().removesuffix("observer")
     lookup = {k.lower().removesuffix("observer"): v for k, v in classes.items()}
@@ -40,13 +38,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--observer must be one of {sorted(classes)}, got {args.observer!r}"
         )
-    path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"FILE {str(path)!r} does not exist")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - report any loader failure as bad input
-        raise UsageError(f"FILE {str(path)!r} is not a readable .npy array: {exc}") from exc
+    data = _load_npy(args.file)
     kwargs: dict[str, Any] = {"quant_bits": args.bits, "profile": args.profile}
     if args.axis is not None:
         kwargs["axis"] = args.axis
@@ -67,6 +59,49 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"range       [{qp.qmin}, {qp.qmax}]")
         if qp.margin is not None:
             print(f"margin      {qp.margin}")
+    return EXIT_OK
+
+
+def _load_npy(file: str) -> Any:
+    import numpy as np
+
+    path = Path(file)
+    if not path.is_file():
+        raise UsageError(f"FILE {str(path)!r} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - report any loader failure as bad input
+        raise UsageError(f"FILE {str(path)!r} is not a readable .npy array: {exc}") from exc
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .observers import ACTIVATION_OBSERVERS, OBSERVERS
+    from .plotting import plot_thresholds
+
+    data = _load_npy(args.file)
+    batches = list(data) if args.batches else [data]
+    qparams = {}
+    for name in ACTIVATION_OBSERVERS:
+        obs = OBSERVERS[name](quant_bits=args.bits, profile=args.profile)
+        try:
+            for batch in batches:
+                obs.observe(batch)
+            qparams[name.removesuffix("Observer")] = obs.compute()
+        except (TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from exc
+        except (ArithmeticError, AssertionError, RuntimeError) as exc:
+            # the paddleslim profile reproduces PaddleSlim's own failures: skip that observer
+            print(f"refquant plot: {name} ({args.profile}) fails on this input as PaddleSlim "
+                  f"does: {type(exc).__name__}: {exc}", file=sys.stderr)
+    try:
+        path = plot_thresholds(np.asarray(data), qparams, args.out,
+                               title=f"{Path(args.file).name} ({args.profile}, {args.bits} bits)")
+    except ImportError as exc:
+        raise UsageError(f"plotting needs matplotlib (pip install 'refquant[plot]'): {exc}"
+                         ) from exc
+    print(f"wrote {path}")
     return EXIT_OK
 
 
@@ -107,6 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="treat the first axis of FILE as a sequence of batches")
     cal.add_argument("--json", action="store_true", help="print JSON")
     cal.set_defaults(func=_cmd_calibrate)
+
+    plot = sub.add_parser(
+        "plot", help="draw the histogram of a .npy array with every observer's threshold",
+        description="Calibrate every activation observer on FILE.npy and draw |x| with each "
+        "observer's clipping threshold (PNG, headless).",
+    )
+    plot.add_argument("file", metavar="FILE.npy")
+    plot.add_argument("--out", default="hist.png", help="output PNG (default: hist.png)")
+    plot.add_argument("--bits", type=int, default=8, help="quantization bits (2..16)")
+    plot.add_argument("--profile", default="canonical", choices=("canonical", "paddleslim"))
+    plot.add_argument("--batches", action="store_true",
+                      help="treat the first axis of FILE as a sequence of batches")
+    plot.set_defaults(func=_cmd_plot)
 
     try:
         from .conformance.cli import add_conformance_parser
