@@ -1,0 +1,309 @@
+"""QuantConfig: which quanter/observer each layer gets, with a fixed priority order.
+
+Resolution, for every layer of the model (the root included), highest priority first:
+
+1. **layer** -- ``add_layer_config(layer, ...)``: that very layer object;
+2. **name** -- ``add_name_config(name, ...)``: the layer's Paddle ``full_name()``
+   (``"linear_3"``) *or* its attribute path in the model (``"features.0"``, as in
+   ``model.named_sublayers()``), whichever matches;
+3. **type** -- ``add_type_config(T, ...)``: ``isinstance(layer, T)``, so **subclasses of T
+   match too** (Paddle matches the exact type only); when several configured types match,
+   the most derived one wins (the first in the layer's MRO);
+4. **parent** -- the configuration its parent layer resolved to (so a config given to a
+   block applies to everything inside it unless something more specific says otherwise);
+5. **global** -- ``QuantConfig(activation, weight)``.
+
+The order does not depend on the order of the ``add_*`` calls: a later ``add_name_config``
+never overrides an ``add_layer_config`` (in Paddle 3.3.1 ``add_layer_config`` is stored as a
+name config and the last call wins, quirk 54). A configuration whose activation and weight
+are both ``None`` means "do not quantize this layer" and is inherited like any other.
+
+Factories are any ``paddle.quantization.factory.QuanterFactory`` (this package's observers
+and quanters, Paddle's, PaddleSlim's).
+
+``QuantConfig(..., profile="paddleslim")`` reproduces Paddle 3.3.1's ``QuantConfig`` bug for
+bug instead (paddleslim-quirks.md items 54-56): ``add_layer_config`` is a name config on
+``full_name()`` and the last ``add_layer_config``/``add_name_config`` call for a name wins;
+type configs match the exact type only; names match ``full_name()`` only; each child starts
+from its parent's resolved config (the global one below the root); the root model is never
+configured; a config with both factories ``None`` still makes a layer "quantifiable" (a
+mapped layer is replaced by a quanted layer without quanters); only Paddle's default
+mapping (Linear, Conv2D) and leaves apply, by exact type. PTQ/QAT/convert then follow
+Paddle too (items 57, 59-61; see :mod:`.quantize`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import paddle
+from paddle import nn
+
+from refquant._validation import check_choice
+
+from . import layers as ql
+from .parallel import PARALLEL_LAYER_MAPPING
+
+__all__ = ["QuantConfig", "SingleLayerConfig", "DEFAULT_QAT_LAYER_MAPPING",
+           "SLIM_QAT_LAYER_MAPPING"]
+
+#: float layer type -> quantized layer type (exact type first, then the nearest base class)
+DEFAULT_QAT_LAYER_MAPPING: dict[type, type] = {
+    nn.Linear: ql.QuantedLinear,
+    nn.Conv2D: ql.QuantedConv2D,
+    nn.Conv2DTranspose: ql.QuantedConv2DTranspose,
+    nn.Conv1D: ql.QuantedConv1D,
+    # fleet's ColumnParallelLinear / RowParallelLinear -> QuantedColumn/RowParallelLinear
+    **PARALLEL_LAYER_MAPPING,
+}
+#: Paddle 3.3.1's default mapping (``profile="paddleslim"``)
+SLIM_QAT_LAYER_MAPPING: dict[type, type] = {
+    nn.Linear: ql.QuantedLinear,
+    nn.Conv2D: ql.QuantedConv2D,
+}
+
+
+class SingleLayerConfig:
+    """The ``(activation, weight)`` factories of one layer (Paddle's class of that name)."""
+
+    def __init__(self, activation: Any, weight: Any) -> None:
+        self._activation = activation
+        self._weight = weight
+
+    @property
+    def activation(self) -> Any:
+        return self._activation
+
+    @property
+    def weight(self) -> Any:
+        return self._weight
+
+    @property
+    def empty(self) -> bool:
+        return self._activation is None and self._weight is None
+
+    def __str__(self) -> str:
+        return f"activation: {self._activation}\nweight: {self._weight}"
+
+    __repr__ = __str__
+
+
+def _check_factory(value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    if not hasattr(value, "_instance"):
+        raise TypeError(
+            f"{name} must be a quanter/observer factory (paddle.quantization.factory."
+            f"QuanterFactory) or None, got {type(value).__name__}"
+        )
+    return value
+
+
+def _check_layer_type(t: Any, name: str) -> type:
+    if not (isinstance(t, type) and issubclass(t, paddle.nn.Layer)):
+        raise TypeError(f"{name} must be a subclass of paddle.nn.Layer, got {t!r}")
+    return t
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class QuantConfig:
+    """How to quantize a model: global, per-type, per-name and per-layer factories.
+
+    See the module docstring for the priority rule (layer > name > type > parent >
+    global, independent of call order; type configs match subclasses).
+    """
+
+    def __init__(self, activation: Any = None, weight: Any = None, *,
+                 profile: str = "canonical") -> None:
+        self.profile = check_choice(profile, "profile", ("canonical", "paddleslim"))
+        a = _check_factory(activation, "activation")
+        w = _check_factory(weight, "weight")
+        self._global = None if (a is None and w is None) else SingleLayerConfig(a, w)
+        self._by_layer: dict[int, tuple[Any, SingleLayerConfig]] = {}
+        self._by_name: dict[str, SingleLayerConfig] = {}
+        self._by_type: dict[type, SingleLayerConfig] = {}
+        self._mapping: dict[type, type] = dict(
+            SLIM_QAT_LAYER_MAPPING if self.profile == "paddleslim" else DEFAULT_QAT_LAYER_MAPPING)
+        self._custom_mapping: dict[type, type] = {}
+        self._leaves: list[type] = []
+        self._resolved: dict[str, SingleLayerConfig | None] = {}
+        self._model: Any = None
+
+    # -- configuration ------------------------------------------------------------------
+    def add_layer_config(self, layer: Any, activation: Any = None, weight: Any = None) -> None:
+        """Configure these layer objects (a layer or a list of layers); highest priority."""
+        cfg = SingleLayerConfig(_check_factory(activation, "activation"),
+                                _check_factory(weight, "weight"))
+        for item in _as_list(layer):
+            if not isinstance(item, paddle.nn.Layer):
+                raise TypeError(f"layer must be a paddle.nn.Layer or a list of them, "
+                                f"got {type(item).__name__}")
+            if self.profile == "paddleslim":  # Paddle: a name config on full_name (item 54)
+                self._by_name[item.full_name()] = cfg
+            else:
+                self._by_layer[id(item)] = (item, cfg)
+
+    def add_name_config(self, layer_name: Any, activation: Any = None,
+                        weight: Any = None) -> None:
+        """Configure layers by ``full_name()`` or attribute path (a name or a list)."""
+        cfg = SingleLayerConfig(_check_factory(activation, "activation"),
+                                _check_factory(weight, "weight"))
+        for item in _as_list(layer_name):
+            if not isinstance(item, str) or not item:
+                raise TypeError(f"layer_name must be a non-empty str or a list of them, "
+                                f"got {item!r}")
+            self._by_name[item] = cfg
+
+    def add_type_config(self, layer_type: Any, activation: Any = None,
+                        weight: Any = None) -> None:
+        """Configure every layer that is an instance of these types (subclasses included)."""
+        cfg = SingleLayerConfig(_check_factory(activation, "activation"),
+                                _check_factory(weight, "weight"))
+        for item in _as_list(layer_type):
+            self._by_type[_check_layer_type(item, "layer_type")] = cfg
+
+    def add_qat_layer_mapping(self, source: Any, target: Any) -> None:
+        """Replace layers of type ``source`` with ``target(layer, q_config)`` when quantized.
+
+        ``target`` follows Paddle's quanted-layer protocol: its constructor takes the float
+        layer and a config with ``.activation`` / ``.weight`` factories; for ``convert`` it
+        lists ``weights_to_quanters()`` and ``activation_quanters()``.
+        :class:`refquant.adapters.paddle.layers.QuantedLinear` serves any layer with an
+        ``[in, out]`` weight (e.g. a ColumnParallelLinear stand-in).
+        """
+        _check_layer_type(source, "source")
+        _check_layer_type(target, "target")
+        self._mapping[source] = target
+        self._custom_mapping[source] = target
+
+    def add_customized_leaf(self, layer_type: Any) -> None:
+        """Treat layers of this type as leaves: observed as a whole, children untouched."""
+        self._leaves.append(_check_layer_type(layer_type, "layer_type"))
+
+    @property
+    def customized_leaves(self) -> list[type]:
+        return list(self._leaves)
+
+    @property
+    def qat_layer_mappings(self) -> dict[type, type]:
+        return dict(self._mapping)
+
+    @property
+    def default_qat_layer_mapping(self) -> dict[type, type]:
+        if self.profile == "paddleslim":
+            return dict(SLIM_QAT_LAYER_MAPPING)
+        return dict(DEFAULT_QAT_LAYER_MAPPING)
+
+    @property
+    def global_config(self) -> SingleLayerConfig | None:
+        return self._global
+
+    # -- resolution ---------------------------------------------------------------------
+    def _type_config(self, layer: Any) -> SingleLayerConfig | None:
+        for cls in type(layer).__mro__:
+            if cls in self._by_type:
+                return self._by_type[cls]
+        return None
+
+    def config_for(self, layer: Any, path: str, parent: SingleLayerConfig | None
+                   ) -> SingleLayerConfig | None:
+        """The configuration ``layer`` (at attribute path ``path``) resolves to."""
+        if self.profile == "paddleslim":  # exact type, then full name (item 55)
+            cfg = self._by_type.get(type(layer), parent)
+            return self._by_name.get(layer.full_name(), cfg)
+        hit = self._by_layer.get(id(layer))
+        if hit is not None and hit[0] is layer:
+            return hit[1]
+        for key in (path, layer.full_name()):
+            if key and key in self._by_name:
+                return self._by_name[key]
+        by_type = self._type_config(layer)
+        if by_type is not None:
+            return by_type
+        return parent
+
+    def _specify(self, model: Any) -> dict[str, SingleLayerConfig | None]:
+        """Resolve every layer of ``model`` (pre-order); returns ``{path: config}``.
+
+        Paths (``""`` for the root, ``"features.0"``) identify layers across a deep copy.
+        """
+        self._model = model
+        self._resolved = {}
+
+        slim = self.profile == "paddleslim"
+
+        def walk(layer: Any, path: str, parent: SingleLayerConfig | None) -> None:
+            if slim and not path:
+                cfg = None  # Paddle never configures the root (item 56)
+            else:
+                cfg = self.config_for(layer, path, parent)
+            self._resolved[path] = cfg
+            start = cfg if (cfg is not None or not slim) else self._global
+            for name, child in layer.named_children():
+                walk(child, f"{path}.{name}" if path else name, start)
+
+        walk(model, "", None if slim else self._global)
+        return dict(self._resolved)
+
+    def resolved(self, path: str) -> SingleLayerConfig | None:
+        """The resolved config at ``path`` in the last specified model (``None``: none)."""
+        cfg = self._resolved.get(path)
+        if self.profile == "paddleslim":
+            return cfg  # an empty config still counts as quantifiable (item 56)
+        return None if cfg is None or cfg.empty else cfg
+
+    def is_leaf(self, layer: Any) -> bool:
+        """No sublayers, or a type declared with :meth:`add_customized_leaf`."""
+        if not layer._sub_layers:
+            return True
+        if self.profile == "paddleslim":
+            return type(layer) in self._leaves or type(layer) in (nn.ReLU, nn.AvgPool2D)
+        return bool(self._leaves) and isinstance(layer, tuple(self._leaves))
+
+    def target_type(self, layer: Any) -> type | None:
+        """The quanted type ``layer`` maps to: its exact type, else its nearest base class."""
+        if self.profile == "paddleslim":
+            return self._custom_mapping.get(type(layer), self._mapping.get(type(layer)))
+        for cls in type(layer).__mro__:
+            if cls in self._custom_mapping:
+                return self._custom_mapping[cls]
+            if cls in self._mapping:
+                return self._mapping[cls]
+        return None
+
+    # -- reporting ----------------------------------------------------------------------
+    def details(self) -> str:
+        """The resolved configuration of each layer of the last model (or the settings)."""
+        if self._model is None:
+            return str(self)
+        lines: list[str] = []
+
+        def walk(layer: Any, path: str, depth: int) -> None:
+            cfg = self.resolved(path)
+            desc = "not quantized" if cfg is None else (
+                f"activation={cfg.activation}, weight={cfg.weight}")
+            lines.append(f"{'  ' * depth}{path or '<root>'}: {type(layer).__name__} -- {desc}")
+            for name, child in layer.named_children():
+                walk(child, f"{path}.{name}" if path else name, depth + 1)
+
+        walk(self._model, "", 0)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        out = [f"Global config:\n{self._global}"]
+        if self._by_type:
+            out.append("Layer type config:\n" + "\n".join(
+                f"  {t.__name__}: {c.activation} / {c.weight}" for t, c in self._by_type.items()))
+        if self._by_name:
+            out.append("Layer name config:\n" + "\n".join(
+                f"  {n}: {c.activation} / {c.weight}" for n, c in self._by_name.items()))
+        if self._by_layer:
+            out.append("Layer config:\n" + "\n".join(
+                f"  {ql.layer_label(layer)}: {c.activation} / {c.weight}"
+                for layer, c in self._by_layer.values()))
+        return "\n".join(out)
+
+    __repr__ = __str__

@@ -1,0 +1,621 @@
+"""Observer factories for Paddle: statistics on the device, decisions from refquant.
+
+Each factory (``MSEObserver(quant_bits=8, profile="canonical")``) subclasses Paddle's
+``paddle.quantization.factory.ObserverFactory``, so it works in this package's
+:class:`~refquant.adapters.paddle.QuantConfig` and in ``paddle.quantization.QuantConfig``
+alike (a drop-in for ``paddleslim.quant.observers``). The layer it builds is
+``<FactoryName>Layer`` (``MSEObserverLayer``), a ``paddle.quantization.BaseObserver`` whose
+``forward`` returns its input unchanged after reducing it to small statistics with Paddle ops
+on the tensor's own device (:mod:`._device`). The decision is made by the very same
+reference observer object that the NumPy path uses (``refquant.observers.*``): the layer
+feeds it statistics instead of the tensor, so the two can only differ where statistics
+differ -- and the statistics below are exact.
+
+==============================  =====================================  ====================
+observer                        device statistic per batch             host copy of batch
+==============================  =====================================  ====================
+AbsmaxObserver                  abs-max (kept on the device)           no
+AVGObserver                     per-sample abs-max (kept on device;    no
+                                paddleslim: their ``paddle.mean``)
+MSEObserver / EMDObserver       canonical: exact histogram counts      no
+                                paddleslim: 35 candidate losses        no
+HistObserver / KLObserver       canonical: exact histogram counts      no
+                                paddleslim: --                         yes (see below)
+AbsMaxChannelWiseWeightObserver per-channel abs-max                    no
+MSEChannelWiseWeightObserver    --                                     yes (weights only)
+GroupWiseWeightObserver         per-group abs-max                      no
+==============================  =====================================  ====================
+
+Every batch is also checked for NaN/Inf (a float32 sum comes back with the statistics:
+an IEEE sum is NaN whenever a NaN is summed, on every device and in any order, and an Inf
+shows in the abs-max); non-finite input raises ``ValueError`` naming the layer unless the
+observer was built with ``ignore_nonfinite=True``. Abs-max and AVG keep their per-batch
+results on the device and hand them to the reference when the parameters are needed (one
+transfer for the whole calibration).
+
+Host copies: PaddleSlim's histogram (``profile="paddleslim"`` Hist/KL) is ``np.histogram``
+on an order-dependent, re-binned range (quirks 21-24), reproduced by
+:class:`refquant.histogram.SlimHistogram` from the values themselves; and the MSE
+channel-wise decision needs every weight value (exact float64 losses over each channel's
+sorted values). Both copy the tensor to the host; the second only ever sees weights.
+
+``profile="paddleslim"`` MSE/EMD compute PaddleSlim's per-candidate losses on the device
+with PaddleSlim's own expressions (``clip(round(x / s * qmax), -qmax - 1, qmax) / qmax * s``,
+``mean``, ``std``), one candidate at a time with a Python-float scale as PaddleSlim does, so
+the 35 losses are Paddle's own bits on that device; they come back in one transfer and the
+running decision is the reference's ``slim_running_choice``.
+
+Channel-wise observers take ``axis=None``: inferred from the layer they are built for
+(:func:`refquant.adapters.paddle.layers.weight_axis`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import paddle
+from paddle.quantization.base_observer import BaseObserver
+from paddle.quantization.factory import ObserverFactory
+
+from refquant.kernels.slim import SEARCH_FACTORS
+from refquant.observers.absmax import AbsmaxObserver as _RefAbsmax
+from refquant.observers.avg import AVGObserver as _RefAVG
+from refquant.observers.channel_wise import (
+    AbsMaxChannelWiseWeightObserver as _RefAbsMaxCW,
+)
+from refquant.observers.channel_wise import (
+    MSEChannelWiseWeightObserver as _RefMSECW,
+)
+from refquant.observers.emd import EMDObserver as _RefEMD
+from refquant.observers.groupwise import GroupWiseWeightObserver as _RefGroupWise
+from refquant.observers.hist import HistObserver as _RefHist
+from refquant.observers.kl import KLObserver as _RefKL
+from refquant.observers.mse import MSEObserver as _RefMSE
+from refquant.observers.search import (
+    decision_bound,
+    f32_mean_bound,
+    relative_margin,
+    slim_running_choice,
+)
+from refquant.qparams import QParams
+
+from . import _device as dev
+from .layers import layer_label, weight_axis
+
+__all__ = [
+    "AbsmaxObserver",
+    "AVGObserver",
+    "MSEObserver",
+    "EMDObserver",
+    "HistObserver",
+    "KLObserver",
+    "AbsMaxChannelWiseWeightObserver",
+    "MSEChannelWiseWeightObserver",
+    "GroupWiseWeightObserver",
+    "AbsmaxObserverLayer",
+    "AVGObserverLayer",
+    "MSEObserverLayer",
+    "EMDObserverLayer",
+    "HistObserverLayer",
+    "KLObserverLayer",
+    "AbsMaxChannelWiseWeightObserverLayer",
+    "MSEChannelWiseWeightObserverLayer",
+    "GroupWiseWeightObserverLayer",
+    "RefquantObserverLayer",
+    "NotCalibratedError",
+]
+
+
+class NotCalibratedError(RuntimeError):
+    """An observer was asked for its parameters before it observed any data."""
+
+
+# ---------------------------------------------------------------------------------------
+# base layer
+# ---------------------------------------------------------------------------------------
+class RefquantObserverLayer(BaseObserver):
+    """Observer layer: device statistics -> the reference observer's decision.
+
+    Subclasses set ``_ref_cls`` and implement :meth:`_observe`. ``qparams()`` returns the
+    reference observer's :class:`~refquant.QParams`; ``scales()`` / ``zero_points()`` are
+    float32 tensors on the current device (shape ``[]`` per tensor, ``[C]`` per channel).
+    """
+
+    _ref_cls: Any = None
+    #: what PaddleSlim's ``scales()`` raises before any forward (quirk 59)
+    _slim_uncalibrated: type[Exception] = AttributeError
+    #: per-tensor observers have no axis
+    _channel_wise = False
+
+    def __init__(self, layer: Any = None, quant_bits: int = 8, **kwargs: Any) -> None:
+        super().__init__()
+        self._target = layer_label(layer)
+        self._axis: int | None = None
+        if self._channel_wise:
+            self._axis = weight_axis(layer, kwargs.pop("axis", None))
+            kwargs["axis"] = self._axis
+        self._ref = self._ref_cls(quant_bits, **kwargs)
+        self._qp: QParams | None = None
+        self._qp_key: tuple[int, int] = (0, -1)
+        self._scales_t: tuple[QParams, paddle.Tensor] | None = None
+
+    # -- Paddle's observer protocol ------------------------------------------------------
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        with paddle.no_grad():
+            self._observe(dev.as_float_tensor(x, f"input of {self._target}"))
+        self._qp = None
+        return x
+
+    def cal_thresholds(self) -> None:
+        self.qparams()
+
+    def qparams(self) -> QParams:
+        """The reference decision from everything observed so far."""
+        self._flush()
+        if self._ref.num_batches == 0:
+            if self._ref.profile == "paddleslim":
+                raise self._slim_uncalibrated(
+                    f"{type(self).__name__} of {self._target} has observed no data "
+                    f"(PaddleSlim's scales() raises {self._slim_uncalibrated.__name__} here, "
+                    "quirk 59)")
+            raise NotCalibratedError(
+                f"{type(self).__name__} of {self._target} has observed no data: run "
+                "calibration batches through the model before convert()/scales()"
+            )
+        key = (id(self._ref), self._ref.num_batches)
+        if self._qp is None or self._qp_key != key:
+            self._qp = self._ref.compute()
+            self._qp_key = key
+        return self._qp
+
+    @property
+    def calibrated(self) -> bool:
+        self._flush()
+        return self._ref.num_batches > 0
+
+    def _flush(self) -> None:
+        """Hand statistics kept on the device to the reference (observers that defer)."""
+
+    @property
+    def reference(self) -> Any:
+        """The reference (NumPy) observer that holds the statistics and decides.
+
+        Statistics still held on the device (abs-max, AVG) are handed over first, so the
+        returned object is up to date.
+        """
+        self._flush()
+        return self._ref
+
+    def scales(self) -> paddle.Tensor:
+        qp = self.qparams()
+        if self._scales_t is None or self._scales_t[0] is not qp:
+            self._scales_t = (qp, paddle.to_tensor(np.asarray(qp.scale, np.float32)))
+        return self._scales_t[1]
+
+    def zero_points(self) -> paddle.Tensor:
+        zp = np.asarray(self.qparams().zero_point, np.float32)
+        return paddle.to_tensor(zp)
+
+    def quant_axis(self) -> int:
+        return -1 if self._axis is None else self._axis
+
+    def bit_length(self) -> int:
+        return int(self._ref.quant_bits)
+
+    def min_value(self) -> float:
+        return -float(np.max(self.qparams().scale))
+
+    def max_value(self) -> float:
+        return float(np.max(self.qparams().scale))
+
+    def extra_repr(self) -> str:
+        return f"profile={self._ref.profile}, quant_bits={self._ref.quant_bits}"
+
+    # -- hooks --------------------------------------------------------------------------
+    def _observe(self, x: paddle.Tensor) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _host_observe(self, x: paddle.Tensor) -> None:
+        """Fallback: hand the values themselves to the reference observer (host copy)."""
+        self._ref.observe(x.numpy())
+
+    def _finite(self, x: paddle.Tensor) -> paddle.Tensor | None:
+        """``x`` when finite; its finite values with ``ignore_nonfinite``; else raise."""
+        if bool(paddle.isfinite(x).all()):
+            return x
+        self._nonfinite(x)
+        return None
+
+    def _nonfinite(self, x: paddle.Tensor) -> None:
+        """Raise for non-finite input unless ``ignore_nonfinite``."""
+        if not self._ref.ignore_nonfinite:
+            raise ValueError(
+                f"input of {self._target} holds NaN or Inf values (shape {list(x.shape)}); "
+                "pass ignore_nonfinite=True to the observer to drop them"
+            )
+
+    def _count_batch(self) -> None:
+        self._ref._num_batches += 1
+
+
+def _inject_hist(ref: Any, attr: str, h: Any) -> None:
+    """Merge a device-made ExactHistogram into the reference observer's histogram."""
+    getattr(ref, attr).merge(h)
+    ref._num_batches += 1
+
+
+def _hist_observe(obs: RefquantObserverLayer, x: paddle.Tensor, attr: str, bins: int,
+                  symmetric: bool) -> None:
+    """Canonical histogram observers: device counts merged into the reference histogram."""
+    lo, hi, finite = dev.min_max_finite(x)
+    lo_hi: tuple[float, float] | None = (lo, hi)
+    if not finite:
+        obs._nonfinite(x)
+        x = dev.finite_values(x)
+        lo_hi = None
+        if x.size == 0:
+            obs._count_batch()
+            return
+    _inject_hist(obs._ref, attr, dev.exact_histogram_of(x, bins, symmetric, lo_hi))
+
+
+# ---------------------------------------------------------------------------------------
+# per-tensor observers
+# ---------------------------------------------------------------------------------------
+def _probe_error(target: str, k: int) -> ValueError:
+    return ValueError(
+        f"input of {target} held NaN or Inf values in one of its last {k} batches (or values "
+        "near the float32 limit whose sum overflowed both ways); pass ignore_nonfinite=True "
+        "to the observer to drop non-finite values"
+    )
+
+
+def _probes_ok(extremes: np.ndarray, probes: np.ndarray) -> bool:
+    """Finiteness from per-batch abs-max values and float32 sums read back from the device.
+
+    An Inf always shows in the abs-max (nothing compares above it); a NaN always makes the
+    IEEE sum NaN, whatever the summation order and the device (a max reduction may skip a
+    NaN on some devices). A sum of finite values can overflow to +-Inf, which is not a NaN.
+    """
+    return bool(np.all(np.isfinite(extremes)) and not np.any(np.isnan(probes)))
+
+
+class AbsmaxObserverLayer(RefquantObserverLayer):
+    """Per-tensor abs-max, kept on the device; decision by the reference.
+
+    float32 batches leave ``max |x|`` and a float32 sum (finiteness probe) on the device, with
+    no device-to-host transfer; when the parameters are needed they come back in one
+    transfer and the reference folds their maximum as one batch (abs-max is a maximum, so
+    this is the same state). Non-finite data is reported then, naming the layer. Other
+    dtypes, and ``ignore_nonfinite=True``, take the per-batch path.
+    """
+
+    _ref_cls = _RefAbsmax
+    _slim_uncalibrated = AssertionError
+
+    def __init__(self, layer: Any = None, quant_bits: int = 8, **kwargs: Any) -> None:
+        super().__init__(layer, quant_bits, **kwargs)
+        self._pending: list[tuple[paddle.Tensor, paddle.Tensor]] = []
+
+    def _observe(self, x: paddle.Tensor) -> None:
+        if x.dtype == paddle.float32 and not self._ref.ignore_nonfinite:
+            self._pending.append((paddle.max(paddle.abs(x)), paddle.sum(x)))
+            return
+        self._flush()
+        lo_f, hi_f, finite = dev.min_max_finite(x)
+        if not finite:
+            self._nonfinite(x)
+            self._host_observe(x)  # non-finite data with ignore_nonfinite: rare, exact
+            return
+        self._ref.observe(np.array([lo_f, hi_f], dtype=str(x.dtype).replace("paddle.", "")))
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        vals = paddle.stack([v for pair in pending for v in pair]).numpy().reshape(-1, 2)
+        if not _probes_ok(vals[:, 0], vals[:, 1]):
+            raise _probe_error(self._target, len(pending))
+        self._ref.observe(np.array([vals[:, 0].max()], dtype=np.float32))
+        self._ref._num_batches += len(pending) - 1
+
+
+class AVGObserverLayer(RefquantObserverLayer):
+    """Mean of per-sample abs-max: the per-sample maxima, kept on the device until needed.
+
+    Each batch leaves its per-sample maxima and a float32 sum (finiteness probe) on the
+    device; when the parameters are needed they come back in one transfer and go to the
+    reference all at once (``canonical``: its state is an exact, order-free sum). For
+    ``paddleslim`` each batch leaves ``paddle.mean`` of its maxima instead -- PaddleSlim's
+    per-batch statistic, computed by Paddle on this device -- which is appended, in order,
+    to the reference's list of per-batch means.
+    """
+
+    _ref_cls = _RefAVG
+
+    def __init__(self, layer: Any = None, quant_bits: int = 8, **kwargs: Any) -> None:
+        super().__init__(layer, quant_bits, **kwargs)
+        self._pending: list[tuple[paddle.Tensor, paddle.Tensor]] = []
+
+    def _observe(self, x: paddle.Tensor) -> None:
+        if x.ndim == 0:
+            if self._ref.profile == "paddleslim":
+                raise IndexError(
+                    f"AVGObserver(profile='paddleslim') on {self._target}: a 0-D batch has no "
+                    "axis 0 (PaddleSlim raises IndexError, quirk 13)"
+                )
+            x = x.reshape([1])
+        if x.dtype != paddle.float32 or self._ref.ignore_nonfinite:
+            self._flush()
+            host_maxima, finite = dev.per_sample_abs_max_finite(x)
+            if not finite:
+                self._nonfinite(x)
+                self._host_observe(x)
+                return
+            self._ref.observe(host_maxima)
+            return
+        flat = x.reshape([x.shape[0], -1])
+        maxima = paddle.max(paddle.abs(flat), axis=1)
+        if self._ref.profile == "paddleslim":
+            # PaddleSlim keeps float(paddle.mean(maxima)) per batch: computed here, on this
+            # device, with Paddle's own mean (the reference emulates its CPU lane order)
+            maxima = paddle.mean(maxima).reshape([1])
+        self._pending.append((maxima, paddle.sum(flat)))
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        sizes = [int(m.shape[0]) for m, _ in pending]
+        both = paddle.concat([m for m, _ in pending]
+                             + [p.reshape([1]) for _, p in pending]).numpy()
+        total = sum(sizes)
+        maxima, probes = both[:total], both[total:]
+        if not _probes_ok(maxima, probes):
+            raise _probe_error(self._target, len(pending))
+        if self._ref.profile == "canonical":
+            self._ref.observe(maxima)  # exact, order-free sum: one hand-over
+            self._ref._num_batches += len(pending) - 1
+            return
+        # PaddleSlim's per-batch means, in order (its _avg_list of Python floats)
+        self._ref._avg_list.extend(float(v) for v in maxima)
+        self._ref._num_batches += len(pending)
+
+
+class _SearchLayer(RefquantObserverLayer):
+    _loss = "mse"
+
+    def _observe(self, x: paddle.Tensor) -> None:
+        if self._ref.profile == "canonical":
+            _hist_observe(self, x, "_hist", self._ref._hist_bins(), True)
+            return
+        fx = self._finite(x)
+        if fx is None:
+            self._host_observe(x)
+            return
+        self._slim_observe(fx)
+
+    def _slim_losses(self, x: paddle.Tensor, scales: list[float], qmax: int) -> np.ndarray:
+        """PaddleSlim's per-candidate losses, computed on the device with PaddleSlim's ops.
+
+        The expressions are PaddleSlim's (``mse.py`` L66-76, ``emd.py`` L65-80), each
+        candidate on the whole batch with a Python-float scale, so the losses are Paddle's
+        own bits on this device; the 35 scalars come back in one transfer.
+        """
+        out = []
+        if self._loss == "emd":
+            mean_x, std_x = paddle.mean(x), paddle.std(x)
+        for scale in scales:
+            q = paddle.clip(paddle.round(x / scale * qmax), -qmax - 1, qmax)
+            y = q / qmax * scale
+            if self._loss == "mse":
+                out.append(((x - y) ** 2).mean())
+            else:
+                out.append(paddle.abs(mean_x - paddle.mean(y))
+                           + paddle.abs(std_x - paddle.std(y)))
+        return paddle.stack(out).astype("float64").numpy().reshape(-1)
+
+    def _slim_observe(self, x: paddle.Tensor) -> None:
+        ref = self._ref
+        flat = x.reshape([-1])
+        if self._loss == "mse":
+            am = float(paddle.max(paddle.abs(flat)))
+        else:
+            am = float(paddle.max(flat))  # signed max (quirk 19)
+        am = 1e-8 if am == 0.0 else am
+        qmax = 2 ** (ref.quant_bits - 1) - 1
+        scales = [f * am for f in SEARCH_FACTORS]
+        if math.isfinite(am):
+            losses = self._slim_losses(flat, scales, qmax)
+        else:
+            losses = np.full(len(scales), math.nan)
+        prev = ref._carried
+        best, ref._carried = slim_running_choice(prev, [float(v) for v in losses])
+        ref._choice = scales[best] if best >= 0 else am
+        ref._margin = relative_margin(np.concatenate([[prev], losses]))
+        n = int(flat.shape[0])
+        if self._loss == "mse":
+            bound = decision_bound(n, np.float32 if flat.dtype == paddle.float32
+                                   else np.float64)
+        else:
+            u = 2.0**-24 if flat.dtype == paddle.float32 else 2.0**-53
+            std = float(paddle.std(flat)) if n > 1 else 0.0
+            big = float(paddle.max(paddle.abs(flat)))
+            bound = (f32_mean_bound(n, np.float32 if flat.dtype == paddle.float32
+                                    else np.float64) + 8 * u) * (2.0 * std + big)
+            bound = 0.0 if n < 2 else bound
+        ref._extra = {"losses": losses, "carried": prev, "index": best, "bound": bound,
+                      "abs_max": am}
+        ref._num_batches += 1
+
+
+class MSEObserverLayer(_SearchLayer):
+    """MSE search: exact histogram (canonical) or PaddleSlim's losses, on the device."""
+
+    _ref_cls = _RefMSE
+    _loss = "mse"
+
+
+class EMDObserverLayer(_SearchLayer):
+    """EMD search: exact histogram (canonical) or PaddleSlim's losses, on the device."""
+
+    _ref_cls = _RefEMD
+    _loss = "emd"
+
+
+class _HistLayer(RefquantObserverLayer):
+    _slim_uncalibrated = AssertionError
+
+    def _symmetric(self) -> bool:
+        return True
+
+    def _observe(self, x: paddle.Tensor) -> None:
+        if self._ref.profile == "paddleslim":
+            self._host_observe(x)  # PaddleSlim's np.histogram state machine needs values
+            return
+        _hist_observe(self, x, "_exact", self._ref.bins_count, self._symmetric())
+
+
+class HistObserverLayer(_HistLayer):
+    """Percentile observer; canonical: exact histogram counted on the device."""
+
+    _ref_cls = _RefHist
+
+    def _symmetric(self) -> bool:
+        return bool(self._ref.symmetric)
+
+
+class KLObserverLayer(_HistLayer):
+    """KL observer; canonical: exact ``|x|`` histogram counted on the device."""
+
+    _ref_cls = _RefKL
+
+
+# ---------------------------------------------------------------------------------------
+# weight observers
+# ---------------------------------------------------------------------------------------
+class AbsMaxChannelWiseWeightObserverLayer(RefquantObserverLayer):
+    """Per-channel abs-max of a weight, reduced on the device."""
+
+    _ref_cls = _RefAbsMaxCW
+    _channel_wise = True
+
+    def _observe(self, x: paddle.Tensor) -> None:
+        fx = self._finite(x)
+        if fx is None:
+            self._host_observe(x)
+            return
+        ax = self._axis if self._axis is not None and self._axis >= 0 else None
+        if ax is None or ax >= fx.ndim:
+            raise ValueError(f"axis {self._axis} is invalid for the weight of {self._target} "
+                             f"with shape {list(fx.shape)}")
+        m = dev.channel_abs_max(fx, ax)
+        shape = [1] * fx.ndim
+        shape[ax] = m.shape[0]
+        self._ref.observe(m.reshape(shape))  # per-channel max of this array == m
+
+
+class MSEChannelWiseWeightObserverLayer(RefquantObserverLayer):
+    """Per-channel MSE search; the weight is copied to the host (exact float64 losses)."""
+
+    _ref_cls = _RefMSECW
+    _channel_wise = True
+
+    def _observe(self, x: paddle.Tensor) -> None:
+        self._host_observe(x)
+
+
+class GroupWiseWeightObserverLayer(RefquantObserverLayer):
+    """Group-wise abs-max of a 2-D ``[in, out]`` weight, reduced on the device."""
+
+    _ref_cls = _RefGroupWise
+
+    def __init__(self, layer: Any = None, quant_bits: int = 8, group_size: int = 128,
+                 **kwargs: Any) -> None:
+        super().__init__(layer, quant_bits, group_size=group_size, **kwargs)
+        self._axis = 1
+
+    def _observe(self, x: paddle.Tensor) -> None:
+        ref = self._ref
+        shape_only = np.broadcast_to(np.zeros((), np.float32), tuple(x.shape))
+        ref._check(shape_only)  # the reference's shape rules and messages
+        fx = self._finite(x)
+        if fx is None:
+            self._host_observe(x)
+            return
+        m = dev.group_abs_max(fx, ref.group_size)
+        if ref.profile == "paddleslim":
+            from refquant.observers.channel_wise import slim_is_zero
+
+            m32 = m.astype(np.float32)
+            ref._max = np.where(slim_is_zero(m32), np.float32(1e-8), m32)
+        else:
+            m64 = m.astype(np.float64)
+            ref._max = m64 if ref._max is None else np.maximum(ref._max, m64)
+        ref._num_batches += 1
+
+
+
+# ---------------------------------------------------------------------------------------
+# factories
+# ---------------------------------------------------------------------------------------
+class _Factory(ObserverFactory):
+    """A Paddle ``ObserverFactory`` whose arguments are checked when it is created."""
+
+    _layer: type[RefquantObserverLayer] = RefquantObserverLayer
+    _channel_wise = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        probe = dict(kwargs)
+        if self._channel_wise:
+            probe.pop("axis", None)
+            ax = kwargs.get("axis")
+            if ax is not None and (isinstance(ax, bool) or not isinstance(ax, int)):
+                raise TypeError(f"axis must be an integer or None, got {ax!r}")
+        self._layer._ref_cls(*args, **probe)  # validates: ValueError/TypeError naming the arg
+
+    def _get_class(self) -> type[RefquantObserverLayer]:
+        return self._layer
+
+    def _instance(self, layer: Any) -> RefquantObserverLayer:
+        return self._layer(layer, *self.args, **self.kwargs)
+
+
+def _factory(name: str, layer_cls: type[RefquantObserverLayer], doc: str) -> type[_Factory]:
+    cls = type(name, (_Factory,), {"_layer": layer_cls, "__doc__": doc,
+                                   "_channel_wise": layer_cls._channel_wise,
+                                   "__module__": __name__})
+    return cls
+
+
+AbsmaxObserver = _factory(
+    "AbsmaxObserver", AbsmaxObserverLayer,
+    "AbsmaxObserver(quant_bits=8, *, profile='canonical', ignore_nonfinite=False).")
+AVGObserver = _factory(
+    "AVGObserver", AVGObserverLayer,
+    "AVGObserver(quant_bits=8, *, profile='canonical', ignore_nonfinite=False).")
+MSEObserver = _factory(
+    "MSEObserver", MSEObserverLayer,
+    "MSEObserver(quant_bits=8, *, profile='canonical', ignore_nonfinite=False, bins=None).")
+EMDObserver = _factory(
+    "EMDObserver", EMDObserverLayer,
+    "EMDObserver(quant_bits=8, *, profile='canonical', ignore_nonfinite=False, bins=None).")
+HistObserver = _factory(
+    "HistObserver", HistObserverLayer,
+    "HistObserver(quant_bits=8, bins_count=2048, percent=0.999, sign=True, symmetric=True, "
+    "*, profile='canonical').")
+KLObserver = _factory(
+    "KLObserver", KLObserverLayer,
+    "KLObserver(quant_bits=8, bins_count=2048, *, profile='canonical').")
+AbsMaxChannelWiseWeightObserver = _factory(
+    "AbsMaxChannelWiseWeightObserver", AbsMaxChannelWiseWeightObserverLayer,
+    "AbsMaxChannelWiseWeightObserver(quant_bits=8, *, axis=None, profile='canonical').")
+MSEChannelWiseWeightObserver = _factory(
+    "MSEChannelWiseWeightObserver", MSEChannelWiseWeightObserverLayer,
+    "MSEChannelWiseWeightObserver(quant_bits=8, *, axis=None, profile='canonical').")
+GroupWiseWeightObserver = _factory(
+    "GroupWiseWeightObserver", GroupWiseWeightObserverLayer,
+    "GroupWiseWeightObserver(quant_bits=8, group_size=128, *, profile='canonical').")
