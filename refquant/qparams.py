@@ -274,7 +274,8 @@ def _check_representable(
 ) -> None:
     """A non-empty range whose scale rounds to 0 (or overflows) in float32 cannot be
     quantized: raise instead of returning a zero or infinite scale."""
-    f32 = np.asarray(value, dtype=np.float64).astype(np.float32)
+    with np.errstate(over="ignore"):
+        f32 = np.asarray(value, dtype=np.float64).astype(np.float32)
     bad = (np.asarray(width) > 0) & ((f32 == 0) | ~np.isfinite(f32))
     if np.any(bad):
         raise ValueError(
