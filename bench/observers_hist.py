@@ -7,7 +7,8 @@ Prints, for each item, the PaddleSlim time, the refquant time and the ratio:
    identical thresholds.
 2. KL observer on 1M values (observe + compute).
 3. Hist observer on 1M values (observe + compute; PaddleSlim with the float-shim).
-4. Histogram statistics (``ExactHistogram.add``) vs a bare ``np.abs(x).max()``.
+4. Histogram statistics (``ExactHistogram.add``) vs a bare ``np.abs(x).max()`` and vs
+   ``np.histogram`` with the same bin count (the bare NumPy reduction of the same statistic).
 5. Peak traced memory (tracemalloc) of one ``observe`` vs the input size.
 
 Run: ``python bench/observers_hist.py`` (needs paddle + paddleslim for items 1-3).
@@ -146,6 +147,13 @@ def main() -> None:
         print(f"{'ExactHistogram.add ' + label + ', 1M float32':<52} bare np.abs(x).max() "
               f"{t_bare * 1e3:.2f} ms, add {t_stat * 1e3:.2f} ms: {t_stat / t_bare:.1f}x the bare "
               f"reduction (target <= 3x)")
+        # the bare NumPy reduction that computes the same statistic: a 2048-bin histogram
+        data = np.abs(x) if sym else x
+        lo = 0.0 if sym else float(x.min())
+        hi = float(data.max())
+        t_np, _ = best_of(lambda d=data, lo=lo, hi=hi: np.histogram(d, 2048, (lo, hi)), 7)
+        print(f"{'ExactHistogram.add ' + label + ' vs np.histogram':<52} np.histogram "
+              f"{t_np * 1e3:.2f} ms, add {t_stat * 1e3:.2f} ms: {t_stat / t_np:.2f}x")
 
     # 5. peak memory of one observe
     for name, obs in (("KLObserver canonical", KLObserver()),
