@@ -21,7 +21,7 @@ _OBSERVERS = ("AbsmaxObserver", "AVGObserver", "MSEObserver", "EMDObserver", "Hi
               "KLObserver", "AbsMaxChannelWiseWeightObserver", "MSEChannelWiseWeightObserver",
               "GroupWiseWeightObserver")
 _QUANTERS = ("FakeQuanterWithAbsMaxObserver", "FakeQuanterChannelWiseAbsMaxObserver",
-             "PACTQuanter")
+             "PACTQuanter", "WeightLSQplusQuanter", "ActLSQplusQuanter")
 
 
 class PaddleTarget(Target):
@@ -95,6 +95,8 @@ class PaddleTarget(Target):
         out = {"y": self._np(y), "grad_x": self._np(xt.grad)}
         if "grad_alpha" in case.outputs:
             out["grad_alpha"] = self._np(q.alpha.grad).reshape(case.outputs["grad_alpha"].shape)
+        if "grad_scale" in case.outputs:  # LSQ+: the learned step is the parameter `scale`
+            out["grad_scale"] = self._np(q.scale.grad).reshape(case.outputs["grad_scale"].shape)
         out["scale"] = np.asarray(q.qparams().scale, np.float32)
         return out
 
