@@ -67,6 +67,7 @@ regardless of the input size; folding is O(bins).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -212,6 +213,69 @@ class ExactHistogram:
         new.exponent, new.offset, new.total = self.exponent, self.offset, self.total
         new.min, new.max = self.min, self.max
         return new
+
+    @classmethod
+    def from_counts(
+        cls, counts: Any, *, exponent: int, offset: int, min: float, max: float,
+        symmetric: bool = True,
+    ) -> ExactHistogram:
+        """An ExactHistogram from counts made elsewhere (a device, a collective sum).
+
+        ``counts`` (1-D integer array, ``>= 0``; its length is ``bins``) must be the
+        counts of a multiset of values on the grid this class defines for the values'
+        extremes ``min``/``max`` (the signed extremes of ``x``, also when ``symmetric``;
+        ``-0.0`` is read as ``0.0``): ``exponent = grid_exponent(lo, hi, bins)`` and
+        ``offset = floor(lo / 2**exponent)`` with ``(lo, hi) = (0, max(-min, max))``
+        when symmetric, else ``(min, max)``. The grid is checked (``ValueError``); the
+        counts are copied and ``total`` is their sum. All-zero counts give an empty
+        histogram (``min``/``max`` are then ignored). The result equals, ``==``, the
+        histogram :meth:`add` builds from the same values.
+        """
+        c = np.asarray(counts)
+        if c.ndim != 1 or c.dtype.kind not in "iu":
+            raise TypeError(f"counts must be a 1-D integer array, got dtype {c.dtype} "
+                            f"shape {c.shape}")
+        h = cls(int(c.shape[0]), symmetric=symmetric)
+        if np.any(c < 0):
+            raise ValueError("counts must be >= 0")
+        total = int(c.sum(dtype=np.int64))
+        if total == 0:
+            return h
+        lo_v, hi_v = float(min) + 0.0, float(max) + 0.0  # -0.0 -> 0.0
+        if not (math.isfinite(lo_v) and math.isfinite(hi_v) and lo_v <= hi_v):
+            raise ValueError(f"min/max must be finite with min <= max, got {min!r}, {max!r}")
+        h.min, h.max = lo_v, hi_v
+        glo, ghi = h._grid_range()
+        e = grid_exponent(glo, ghi, h.bins)
+        off = _floor_pow2(glo, e)
+        if (int(exponent), int(offset)) != (e, off):
+            raise ValueError(
+                f"exponent/offset ({exponent}, {offset}) are not the grid of the range "
+                f"[{glo!r}, {ghi!r}] with {h.bins} bins: expected ({e}, {off})"
+            )
+        h.exponent, h.offset = e, off
+        h.counts = c.astype(np.int64, copy=True)
+        h.total = total
+        return h
+
+    def regrid(self, new_min: float, new_max: float) -> None:
+        """Widen the extremes to ``new_min``/``new_max`` and fold the counts onto that grid.
+
+        The range may only grow (``new_min <= min``, ``new_max >= max``; ``ValueError``
+        otherwise): every count moves as a whole bin (exact). After ``a.regrid(lo, hi)``
+        and ``b.regrid(lo, hi)`` the two share a grid and their counts add bin by bin --
+        what :meth:`merge` does, and what a cross-process sum of counts relies on.
+        """
+        lo, hi = float(new_min) + 0.0, float(new_max) + 0.0
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise ValueError(f"new_min/new_max must be finite with new_min <= new_max, got "
+                             f"{new_min!r}, {new_max!r}")
+        if lo > self.min or hi < self.max:
+            raise ValueError(
+                f"regrid may only widen the range: [{lo!r}, {hi!r}] does not contain "
+                f"[{self.min!r}, {self.max!r}]"
+            )
+        self._regrid(lo, hi)
 
     def _regrid(self, new_min: float, new_max: float) -> None:
         """Set the extremes to ``new_min/new_max`` and fold the counts onto their grid."""
@@ -376,36 +440,63 @@ class SlimHistogram:
 
     def forward(self, x: np.ndarray) -> None:
         """Fold one batch (an array in the tensor's dtype) into the state."""
+        lo, hi = self._min_max(x)
+        self.forward_stats(lo, hi, lambda a, b, bins: np.histogram(x, range=(a, b),
+                                                                   bins=bins)[0])
+
+    def forward_stats(
+        self, batch_min: float, batch_max: float,
+        counts_on: Callable[[float, float, int], np.ndarray],
+    ) -> None:
+        """:meth:`forward` from the batch's statistics instead of its values.
+
+        ``batch_min``/``batch_max``: ``float(min(x))``, ``float(max(x))``. ``counts_on(lo,
+        hi, bins)`` must return ``np.histogram(x, bins=bins, range=(lo, hi))[0]`` (int64)
+        bit for bit; it is called at most once, with the range the state machine chose
+        (the batch's own range, the stored one, or the grown and relaxed one of quirk 24),
+        and not at all for a constant batch. ``forward(x)`` is exactly this call with
+        NumPy's histogram of ``x``.
+
+        Why the counts are a callback and not an input: the range depends on the state, and
+        ``np.histogram`` bins with float arithmetic on that range (NumPy 2, float32 data:
+        ``x - lo`` in float32, then ``/ (hi - lo) * bins`` in float64, truncation, and a
+        correction against ``np.linspace`` edges in float32), so a counter elsewhere must
+        reproduce that arithmetic for the range it is given; it cannot run ahead of the
+        state.
+        """
         if self.hist_min is None or self.hist_max is None:
-            self.hist_min, self.hist_max = self._min_max(x)
+            self.hist_min, self.hist_max = float(batch_min), float(batch_max)
             if self.hist_max > self.hist_min:
-                counts, _ = np.histogram(x, range=(self.hist_min, self.hist_max), bins=self.bins)
-                self.hist = counts  # int64 (quirk 21)
+                counts = counts_on(self.hist_min, self.hist_max, self.bins)
+                self.hist = np.asarray(counts)  # int64 (quirk 21)
             else:
                 self.hist = None  # quirk 22
             return
-        self.hist_min, self.hist_max, self.hist = self._update(x)
+        self.hist_min, self.hist_max, self.hist = self._update(float(batch_min),
+                                                               float(batch_max), counts_on)
 
-    def _update(self, x: np.ndarray) -> tuple[float, float, np.ndarray | None]:
+    def _update(
+        self, new_min: float, new_max: float,
+        counts_on: Callable[[float, float, int], np.ndarray],
+    ) -> tuple[float, float, np.ndarray | None]:
         old_min, old_max = self.hist_min, self.hist_max
         assert old_min is not None and old_max is not None
-        new_min, new_max = self._min_max(x)
         bins = self.bins
         if new_max - new_min == 0.0:  # quirk 23
             return old_min, old_max, self.hist
         if old_max - old_min == 0.0:  # quirk 22: the stored values are dropped
-            counts, _ = np.histogram(x, range=(new_min, new_max), bins=bins)
-            return new_min, new_max, counts.astype(np.float32)
+            counts = counts_on(new_min, new_max, bins)
+            return new_min, new_max, np.asarray(counts).astype(np.float32)
         if new_max <= old_max and new_min >= old_min:
-            counts, _ = np.histogram(x, range=(old_min, old_max), bins=bins)
-            acc = counts.astype(np.float32)
+            counts = counts_on(old_min, old_max, bins)
+            acc = np.asarray(counts).astype(np.float32)
             assert self.hist is not None
             acc += self.hist  # float32 in-place add (old may be int64 or float32)
             return old_min, old_max, acc
         lo = min(new_min, old_min)
         hi = max(new_max, old_max)
         lo, hi, down, start = self.relax_min_max(lo, hi, old_min, old_max, bins, self.upsample)
-        counts, _ = np.histogram(x, range=(lo, hi), bins=bins)
+        counts = np.asarray(counts_on(lo, hi, bins))
         self.peak_slots = max(self.peak_slots, bins * down)
         return lo, hi, self.merge_histograms(counts, self.hist, down, start)
 

@@ -152,7 +152,7 @@ def exact_histogram_counts(
     exponent; the factor is applied in pieces that are normal float32 numbers); a result
     below the normal range is below 1 and floors to 0, except a negative value that
     underflows to ``-0.0``, which is patched to ``-1`` (the same rule as
-    :meth:`refquant.histogram.ExactHistogram._bin`). The integer indices are then counted
+    ``refquant.histogram.ExactHistogram.add``). The integer indices are then counted
     with ``paddle.bincount`` on the device; only the ``bins`` counts come back.
     """
     v = paddle.abs(x) if symmetric else x
@@ -183,7 +183,6 @@ def exact_histogram_of(x: paddle.Tensor, bins: int, symmetric: bool,
     values on the union's grid: order-free by construction). ``lo_hi``: ``(min(x),
     max(x))`` when already known.
     """
-    h = ExactHistogram(bins, symmetric=symmetric)
     lo, hi = min_max(x) if lo_hi is None else lo_hi
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"x must be finite, got min={lo!r}, max={hi!r}")
@@ -198,9 +197,8 @@ def exact_histogram_of(x: paddle.Tensor, bins: int, symmetric: bool,
         counts[0] = n
     else:
         counts = exact_histogram_counts(x, bins, e, off, symmetric)
-    h.counts = counts
-    h.exponent = e if ghi > glo else E_MIN
-    h.offset = off if ghi > glo else _floor_pow2(glo, E_MIN)
-    h.total = n
-    h.min, h.max = lo, hi
-    return h
+    # from_counts re-derives the grid from (lo, hi) and checks it against ours
+    return ExactHistogram.from_counts(
+        counts, exponent=e if ghi > glo else E_MIN,
+        offset=off if ghi > glo else _floor_pow2(glo, E_MIN), min=lo, max=hi,
+        symmetric=symmetric)

@@ -128,8 +128,6 @@ _SEQ: dict[tuple, int] = {}
 _POISONED: set[tuple] = set()
 #: attribute set on a layer after a sync: the reference observer's batch count then
 _SYNCED_ATTR = "_refquant_synced_batches"
-#: histogram attribute of each canonical histogram-based reference observer
-_HIST_ATTRS = ("_hist", "_exact")
 
 
 class SyncError(RuntimeError):
@@ -379,20 +377,12 @@ def _default_group_comm(group: Any, timeout: float, what: str) -> _Comm:
 # ---------------------------------------------------------------------------------------
 # per-observer state: manifest, contributions, application
 # ---------------------------------------------------------------------------------------
-def _flush(layer: RefquantObserverLayer) -> None:
-    flush = getattr(layer, "_flush", None)  # AVGObserverLayer batches its host work
-    if callable(flush):
-        flush()
-
-
 def _hist_of(ref: Any) -> ExactHistogram | None:
+    """A copy of a canonical histogram observer's ExactHistogram (``state()['histogram']``)."""
     if ref.profile != "canonical":
         return None
-    for attr in _HIST_ATTRS:
-        h = getattr(ref, attr, None)
-        if isinstance(h, ExactHistogram):
-            return h
-    return None
+    h = ref.state().get("histogram")
+    return h if isinstance(h, ExactHistogram) else None
 
 
 def _kind(ref: Any) -> str:
@@ -423,7 +413,7 @@ def _qp_meta(qp: QParams) -> tuple:
 
 def _describe_cfg(layer: RefquantObserverLayer) -> str:
     ref = layer.reference
-    conf = dict(ref._config(), ignore_nonfinite=bool(getattr(ref, "ignore_nonfinite", False)))
+    conf = dict(ref.config(), ignore_nonfinite=bool(getattr(ref, "ignore_nonfinite", False)))
     cfg = ", ".join(f"{k}={v!r}" for k, v in sorted(conf.items()))
     return f"{type(layer).__name__}({cfg})"
 
@@ -438,7 +428,7 @@ def _status(layer: RefquantObserverLayer) -> str:
 
 def _manifest_item(e: _Entry, mode: str) -> dict[str, Any]:
     layer = e.layer
-    _flush(layer)
+    layer.flush()  # statistics kept on the device (abs-max, AVG) go to the reference
     ref = layer.reference
     item: dict[str, Any] = {
         "path": e.path,
@@ -462,9 +452,11 @@ def _manifest_item(e: _Entry, mode: str) -> dict[str, Any]:
         kind = "check"
     item["kind"] = kind
     if kind == "maxarray":
-        m = ref._max
+        st = ref.state()
+        m = st["abs_max"]
         item["shape"] = None if m is None else tuple(np.shape(m))
-        item["axis"] = getattr(ref, "_axis", None)
+        item["axis"] = st.get("axis")
+        item["ndim"] = st.get("ndim")
     if kind in ("check", "scale"):
         try:
             qp = layer.qparams()
@@ -604,8 +596,8 @@ def _max_part(step: _Step) -> np.ndarray:
     if step.kind == "scale":
         return np.asarray(step.entry.layer.qparams().scale, np.float64).ravel()
     if step.kind == "absmax":
-        return np.array([ref._max], np.float64)
-    return np.asarray(ref._max, np.float64).ravel()  # maxarray
+        return np.array([ref.state()["abs_max"]], np.float64)
+    return np.asarray(ref.state()["abs_max"], np.float64).ravel()  # maxarray
 
 
 def _sync_entries(entries: list[tuple[_Entry, str]], comm: _Comm, allow_empty: bool) -> None:
@@ -631,9 +623,9 @@ def _sync_entries(entries: list[tuple[_Entry, str]], comm: _Comm, allow_empty: b
             h0 = _hist_of(s.entry.layer.reference)
             assert h0 is not None
             lo, hi = -float(maxima[-1][0]) + 0.0, float(maxima[-1][1]) + 0.0
-            g = h0.copy()
+            g = h0  # already a copy (state())
             if lo <= hi:  # else no rank has a finite value: nothing to fold
-                g._regrid(lo, hi)
+                g.regrid(lo, hi)
             s.grid = g
             sums.append(np.concatenate([g.counts, [g.total, 0]]).astype(np.int64))
     sm = comm.all_reduce(np.concatenate(sums) if sums else np.zeros(0, np.int64),
@@ -652,45 +644,53 @@ def _sync_entries(entries: list[tuple[_Entry, str]], comm: _Comm, allow_empty: b
             opos += 1
         if s.kind == "check":
             if ref.num_batches == 0 and src is not None:
-                layer._ref = copy.deepcopy(src[s.donor])  # replicated: the donor's state
-                layer._qp = None
+                layer.set_reference(copy.deepcopy(src[s.donor]))  # replicated: donor's state
             continue
         if s.kind == "scale":
             if ref.num_batches == 0 and src is not None:
-                layer._ref = copy.deepcopy(src[s.donor])
-                layer._qp = None
+                layer.set_reference(copy.deepcopy(src[s.donor]))
             local = layer.qparams()
             scale = m.astype(np.float32).reshape(local.scale.shape)
-            layer._qp = QParams(scale, local.zero_point, local.qmin, local.qmax, local.bits,
-                                local.axis, None, local.convention,
-                                extra={"local_scale": local.scale, "synced": "max"})
+            layer.pin_qparams(QParams(scale, local.zero_point, local.qmin, local.qmax,
+                                      local.bits, local.axis, None, local.convention,
+                                      extra={"local_scale": local.scale, "synced": "max"}))
             continue
+        # the merged statistics stand for every rank's batches: reset, then ingest them
         total = sum(it["batches"] for it in s.items)
         if s.kind == "absmax":
-            ref._max = float(m[0])
+            ref.reset()
+            ref.observe_abs_max(float(m[0]), batches=total)
         elif s.kind == "maxarray":
-            shape = tuple(s.items[s.donor]["shape"])
-            ref._max = m.reshape(shape).copy()
+            it = s.items[s.donor]
+            shape = tuple(it["shape"])
+            maxima = m.reshape(shape).copy()
+            ref.reset()
             if isinstance(ref, _RefAbsMaxCW):
-                ref._axis = s.items[s.donor]["axis"]
-                ref._shape = (shape[0],)
+                batch_shape = [1] * int(it["ndim"])
+                batch_shape[int(it["axis"])] = shape[0]
+                ref.observe_channel_abs_max(maxima, tuple(batch_shape), batches=total)
+            else:
+                ref.observe_group_abs_max(maxima, batches=total)
         elif s.kind == "hist":
-            hist, grid = _hist_of(ref), s.grid
-            assert hist is not None and grid is not None
-            n = hist.bins
-            hist.counts = sm[spos:spos + n].copy()
-            hist.total = int(sm[spos + n])
-            hist.exponent, hist.offset = grid.exponent, grid.offset
-            hist.min, hist.max = grid.min, grid.max
+            grid = s.grid
+            assert grid is not None
+            n = grid.bins
+            counts = sm[spos:spos + n].copy()
+            if int(sm[spos + n]) != int(counts.sum()):  # pragma: no cover - collective bug
+                raise SyncError(f"{comm.what}: histogram totals do not add up")
+            merged = ExactHistogram.from_counts(counts, exponent=grid.exponent,
+                                                offset=grid.offset, min=grid.min,
+                                                max=grid.max, symmetric=grid.symmetric)
             spos += n + 2
+            ref.reset()
+            ref.observe_histogram(merged, batches=total)
         else:  # object: every rank's observer merged in rank order (exact, order-free)
             assert src is not None
             ref.reset()
             for o in src:
                 if o is not None:
                     ref.merge(o)
-        ref._num_batches = total
-        layer._qp = None
+        layer.invalidate_qparams()
 
 
 # ---------------------------------------------------------------------------------------

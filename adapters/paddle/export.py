@@ -147,8 +147,8 @@ def _view(qdq: Any, where: str) -> _QDQView:
     return _QDQView(
         np.asarray(qdq.scale.numpy(), np.float32),
         np.asarray(qdq.zero_point.numpy(), np.float64),
-        int(qdq._axis), qdq._bits, int(qdq._qmax),
-        qdq._quantize if qdq._do_q else None, bool(qdq._do_dq),
+        int(qdq.axis), qdq.bits, int(qdq.qmax),
+        qdq.quantize if qdq.quantizes else None, bool(qdq.dequantizes),
     )
 
 

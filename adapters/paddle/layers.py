@@ -220,6 +220,16 @@ class ObserveWrapper(paddle.nn.Layer):
         self._observer = observer
         self._observed = observed
 
+    @property
+    def observer(self) -> paddle.nn.Layer:
+        """The observer (after ``convert``: its quant-dequant), sublayer ``_observer``."""
+        return self._observer
+
+    @property
+    def observed(self) -> paddle.nn.Layer:
+        """The wrapped layer, sublayer ``_observed``."""
+        return self._observed
+
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         if inputs:
             inputs = (self._observer(inputs[0]),) + tuple(inputs[1:])
@@ -280,6 +290,42 @@ class QuantDequant(paddle.nn.Layer):
         # moving-average state inputs of pd_op.quantize_linear (unused with is_test=True)
         self.register_buffer("_accum", paddle.zeros([1], "float32"))
         self.register_buffer("_state", paddle.zeros([1], "float32"))
+
+    # -- read-only view of the fixed parameters ------------------------------------------
+    @property
+    def axis(self) -> int:
+        """Channel axis of ``scale`` (0 or 1), or -1 for one per-tensor scale."""
+        return self._axis
+
+    @property
+    def bits(self) -> int:
+        """Bit width of the integer grid."""
+        return self._bits
+
+    @property
+    def qmin(self) -> int:
+        """Smallest integer code (``-2**(bits-1)``)."""
+        return self._qmin
+
+    @property
+    def qmax(self) -> int:
+        """Largest integer code (``2**(bits-1) - 1``); Paddle's ``bin_cnt``."""
+        return self._qmax
+
+    @property
+    def quantizes(self) -> bool:
+        """Whether ``forward`` runs the quantize half (``quantize=`` of the constructor)."""
+        return self._do_q
+
+    @property
+    def dequantizes(self) -> bool:
+        """Whether ``forward`` runs the dequantize half (``dequantize=``)."""
+        return self._do_dq
+
+    def quantize(self, x: paddle.Tensor) -> paddle.Tensor:
+        """Integer codes of ``x`` (float32) by Paddle's ``quantize_linear`` kernel, as the
+        quantize half of ``forward`` computes them (codes stored as float32)."""
+        return self._quantize(x)
 
     def extra_repr(self) -> str:
         return (f"axis={self._axis}, bits={self._bits}, quantize={self._do_q}, "

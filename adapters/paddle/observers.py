@@ -33,11 +33,24 @@ observer was built with ``ignore_nonfinite=True``. Abs-max and AVG keep their pe
 results on the device and hand them to the reference when the parameters are needed (one
 transfer for the whole calibration).
 
+The hand-over uses only the reference observers' public statistics-ingestion methods
+(``observe_abs_max``, ``observe_sample_abs_max``/``observe_batch_means``,
+``observe_histogram``, ``observe_losses``, ``observe_channel_abs_max``,
+``observe_group_abs_max``), each of which equals ``observe`` on the values, bit for bit.
+
 Host copies: PaddleSlim's histogram (``profile="paddleslim"`` Hist/KL) is ``np.histogram``
 on an order-dependent, re-binned range (quirks 21-24), reproduced by
 :class:`refquant.histogram.SlimHistogram` from the values themselves; and the MSE
 channel-wise decision needs every weight value (exact float64 losses over each channel's
-sorted values). Both copy the tensor to the host; the second only ever sees weights.
+sorted values). Both copy the tensor to the host; the second only ever sees weights. The
+reference has a hook for the first (``observe_slim_batch(min, max, counts_on)``: the state
+machine picks the range, ``counts_on`` counts on it), but a device counter must equal
+``np.histogram`` bit for bit. For float32 data NumPy 2 computes ``d = x - lo`` in float32,
+then ``d / (hi - lo) * bins`` in float64 (the denominator is a float64 NumPy scalar),
+truncates, and corrects the index against ``np.linspace(lo, hi, bins + 1)`` edges in
+float32. Those are correctly rounded elementwise operations and comparisons a device
+could repeat, but that is not implemented here (nor checked on a GPU, whose division
+would have to be IEEE, not fast-math), so the values go to the host.
 
 ``profile="paddleslim"`` MSE/EMD compute PaddleSlim's per-candidate losses on the device
 with PaddleSlim's own expressions (``clip(round(x / s * qmax), -qmax - 1, qmax) / qmax * s``,
@@ -59,8 +72,9 @@ import paddle
 from paddle.quantization.base_observer import BaseObserver
 from paddle.quantization.factory import ObserverFactory
 
-from refquant.kernels.slim import SEARCH_FACTORS
+from refquant.histogram import ExactHistogram
 from refquant.observers.absmax import AbsmaxObserver as _RefAbsmax
+from refquant.observers.absmax import abs_max
 from refquant.observers.avg import AVGObserver as _RefAVG
 from refquant.observers.channel_wise import (
     AbsMaxChannelWiseWeightObserver as _RefAbsMaxCW,
@@ -73,12 +87,8 @@ from refquant.observers.groupwise import GroupWiseWeightObserver as _RefGroupWis
 from refquant.observers.hist import HistObserver as _RefHist
 from refquant.observers.kl import KLObserver as _RefKL
 from refquant.observers.mse import MSEObserver as _RefMSE
-from refquant.observers.search import (
-    decision_bound,
-    f32_mean_bound,
-    relative_margin,
-    slim_running_choice,
-)
+from refquant.observers.mse import slim_candidates
+from refquant.observers.search import decision_bound, f32_mean_bound
 from refquant.qparams import QParams
 
 from . import _device as dev
@@ -178,6 +188,42 @@ class RefquantObserverLayer(BaseObserver):
     def _flush(self) -> None:
         """Hand statistics kept on the device to the reference (observers that defer)."""
 
+    def flush(self) -> None:
+        """Hand any statistics still kept on the device to the reference observer now."""
+        self._flush()
+
+    def set_reference(self, ref: Any) -> None:
+        """Replace the reference observer (e.g. by a replicated rank's copy after a sync).
+
+        ``ref`` must be an instance of this layer's reference class; statistics still on
+        the device are dropped (call :meth:`flush` first to keep them) and the cached
+        parameters are forgotten.
+        """
+        if not isinstance(ref, self._ref_cls):
+            raise TypeError(f"ref must be a {self._ref_cls.__name__}, got {type(ref).__name__}")
+        self._discard_pending()
+        self._ref = ref
+        self._qp = None
+
+    def pin_qparams(self, qp: QParams) -> None:
+        """Make ``qparams()`` return ``qp`` until the reference observes more data.
+
+        Used by :func:`~refquant.adapters.paddle.distributed.sync_observers` for decisions
+        reduced across ranks (``profile="paddleslim"``: the MAX of the ranks' scales).
+        """
+        if not isinstance(qp, QParams):
+            raise TypeError(f"qp must be a QParams, got {type(qp).__name__}")
+        self._flush()
+        self._qp = qp
+        self._qp_key = (id(self._ref), self._ref.num_batches)
+
+    def invalidate_qparams(self) -> None:
+        """Forget the cached parameters: the next ``qparams()`` asks the reference again."""
+        self._qp = None
+
+    def _discard_pending(self) -> None:
+        """Drop statistics kept on the device (observers that defer override this)."""
+
     @property
     def reference(self) -> Any:
         """The reference (NumPy) observer that holds the statistics and decides.
@@ -236,29 +282,22 @@ class RefquantObserverLayer(BaseObserver):
                 "pass ignore_nonfinite=True to the observer to drop them"
             )
 
-    def _count_batch(self) -> None:
-        self._ref._num_batches += 1
 
 
-def _inject_hist(ref: Any, attr: str, h: Any) -> None:
-    """Merge a device-made ExactHistogram into the reference observer's histogram."""
-    getattr(ref, attr).merge(h)
-    ref._num_batches += 1
-
-
-def _hist_observe(obs: RefquantObserverLayer, x: paddle.Tensor, attr: str, bins: int,
+def _hist_observe(obs: RefquantObserverLayer, x: paddle.Tensor, bins: int,
                   symmetric: bool) -> None:
-    """Canonical histogram observers: device counts merged into the reference histogram."""
+    """Canonical histogram observers: device counts into ``observe_histogram``."""
+    ref = obs.reference
     lo, hi, finite = dev.min_max_finite(x)
     lo_hi: tuple[float, float] | None = (lo, hi)
     if not finite:
         obs._nonfinite(x)
         x = dev.finite_values(x)
         lo_hi = None
-        if x.size == 0:
-            obs._count_batch()
+        if x.size == 0:  # every value dropped: an empty histogram still counts the batch
+            ref.observe_histogram(ExactHistogram(bins, symmetric=symmetric))
             return
-    _inject_hist(obs._ref, attr, dev.exact_histogram_of(x, bins, symmetric, lo_hi))
+    ref.observe_histogram(dev.exact_histogram_of(x, bins, symmetric, lo_hi))
 
 
 # ---------------------------------------------------------------------------------------
@@ -282,7 +321,23 @@ def _probes_ok(extremes: np.ndarray, probes: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(extremes)) and not np.any(np.isnan(probes)))
 
 
-class AbsmaxObserverLayer(RefquantObserverLayer):
+class _DeferredLayer(RefquantObserverLayer):
+    """A layer that keeps per-batch device results (a statistic and a float32 sum probe)
+    in ``_pending`` and hands them to the reference in ``_flush``."""
+
+    def __init__(self, layer: Any = None, quant_bits: int = 8, **kwargs: Any) -> None:
+        super().__init__(layer, quant_bits, **kwargs)
+        self._pending: list[tuple[paddle.Tensor, paddle.Tensor]] = []
+
+    def _discard_pending(self) -> None:
+        self._pending = []
+
+    def _take_pending(self) -> list[tuple[paddle.Tensor, paddle.Tensor]]:
+        pending, self._pending = self._pending, []
+        return pending
+
+
+class AbsmaxObserverLayer(_DeferredLayer):
     """Per-tensor abs-max, kept on the device; decision by the reference.
 
     float32 batches leave ``max |x|`` and a float32 sum (finiteness probe) on the device, with
@@ -295,10 +350,6 @@ class AbsmaxObserverLayer(RefquantObserverLayer):
     _ref_cls = _RefAbsmax
     _slim_uncalibrated = AssertionError
 
-    def __init__(self, layer: Any = None, quant_bits: int = 8, **kwargs: Any) -> None:
-        super().__init__(layer, quant_bits, **kwargs)
-        self._pending: list[tuple[paddle.Tensor, paddle.Tensor]] = []
-
     def _observe(self, x: paddle.Tensor) -> None:
         if x.dtype == paddle.float32 and not self._ref.ignore_nonfinite:
             self._pending.append((paddle.max(paddle.abs(x)), paddle.sum(x)))
@@ -309,20 +360,22 @@ class AbsmaxObserverLayer(RefquantObserverLayer):
             self._nonfinite(x)
             self._host_observe(x)  # non-finite data with ignore_nonfinite: rare, exact
             return
-        self._ref.observe(np.array([lo_f, hi_f], dtype=str(x.dtype).replace("paddle.", "")))
+        # max |x| of the batch from its exact min and max, in the batch's dtype
+        pair = np.array([lo_f, hi_f], dtype=str(x.dtype).replace("paddle.", ""))
+        self._ref.observe_abs_max(abs_max(pair))
 
     def _flush(self) -> None:
-        if not self._pending:
+        pending = self._take_pending()
+        if not pending:
             return
-        pending, self._pending = self._pending, []
         vals = paddle.stack([v for pair in pending for v in pair]).numpy().reshape(-1, 2)
         if not _probes_ok(vals[:, 0], vals[:, 1]):
             raise _probe_error(self._target, len(pending))
-        self._ref.observe(np.array([vals[:, 0].max()], dtype=np.float32))
-        self._ref._num_batches += len(pending) - 1
+        # abs-max is a maximum: the pending batches fold as one statistic
+        self._ref.observe_abs_max(vals[:, 0].max(), batches=len(pending))
 
 
-class AVGObserverLayer(RefquantObserverLayer):
+class AVGObserverLayer(_DeferredLayer):
     """Mean of per-sample abs-max: the per-sample maxima, kept on the device until needed.
 
     Each batch leaves its per-sample maxima and a float32 sum (finiteness probe) on the
@@ -334,10 +387,6 @@ class AVGObserverLayer(RefquantObserverLayer):
     """
 
     _ref_cls = _RefAVG
-
-    def __init__(self, layer: Any = None, quant_bits: int = 8, **kwargs: Any) -> None:
-        super().__init__(layer, quant_bits, **kwargs)
-        self._pending: list[tuple[paddle.Tensor, paddle.Tensor]] = []
 
     def _observe(self, x: paddle.Tensor) -> None:
         if x.ndim == 0:
@@ -354,7 +403,7 @@ class AVGObserverLayer(RefquantObserverLayer):
                 self._nonfinite(x)
                 self._host_observe(x)
                 return
-            self._ref.observe(host_maxima)
+            self._ref.observe_sample_abs_max(host_maxima)
             return
         flat = x.reshape([x.shape[0], -1])
         maxima = paddle.max(paddle.abs(flat), axis=1)
@@ -365,9 +414,9 @@ class AVGObserverLayer(RefquantObserverLayer):
         self._pending.append((maxima, paddle.sum(flat)))
 
     def _flush(self) -> None:
-        if not self._pending:
+        pending = self._take_pending()
+        if not pending:
             return
-        pending, self._pending = self._pending, []
         sizes = [int(m.shape[0]) for m, _ in pending]
         both = paddle.concat([m for m, _ in pending]
                              + [p.reshape([1]) for _, p in pending]).numpy()
@@ -376,12 +425,11 @@ class AVGObserverLayer(RefquantObserverLayer):
         if not _probes_ok(maxima, probes):
             raise _probe_error(self._target, len(pending))
         if self._ref.profile == "canonical":
-            self._ref.observe(maxima)  # exact, order-free sum: one hand-over
-            self._ref._num_batches += len(pending) - 1
+            # exact, order-free sum: every pending batch's maxima in one hand-over
+            self._ref.observe_sample_abs_max(maxima, batches=len(pending))
             return
-        # PaddleSlim's per-batch means, in order (its _avg_list of Python floats)
-        self._ref._avg_list.extend(float(v) for v in maxima)
-        self._ref._num_batches += len(pending)
+        # PaddleSlim's per-batch means, in order (its list of Python floats)
+        self._ref.observe_batch_means(maxima)
 
 
 class _SearchLayer(RefquantObserverLayer):
@@ -389,7 +437,7 @@ class _SearchLayer(RefquantObserverLayer):
 
     def _observe(self, x: paddle.Tensor) -> None:
         if self._ref.profile == "canonical":
-            _hist_observe(self, x, "_hist", self._ref._hist_bins(), True)
+            _hist_observe(self, x, self._ref.histogram_bins, True)
             return
         fx = self._finite(x)
         if fx is None:
@@ -424,17 +472,14 @@ class _SearchLayer(RefquantObserverLayer):
             am = float(paddle.max(paddle.abs(flat)))
         else:
             am = float(paddle.max(flat))  # signed max (quirk 19)
+        batch_max = am
         am = 1e-8 if am == 0.0 else am
         qmax = 2 ** (ref.quant_bits - 1) - 1
-        scales = [f * am for f in SEARCH_FACTORS]
+        scales = slim_candidates(batch_max)
         if math.isfinite(am):
             losses = self._slim_losses(flat, scales, qmax)
         else:
             losses = np.full(len(scales), math.nan)
-        prev = ref._carried
-        best, ref._carried = slim_running_choice(prev, [float(v) for v in losses])
-        ref._choice = scales[best] if best >= 0 else am
-        ref._margin = relative_margin(np.concatenate([[prev], losses]))
         n = int(flat.shape[0])
         if self._loss == "mse":
             bound = decision_bound(n, np.float32 if flat.dtype == paddle.float32
@@ -446,9 +491,7 @@ class _SearchLayer(RefquantObserverLayer):
             bound = (f32_mean_bound(n, np.float32 if flat.dtype == paddle.float32
                                     else np.float64) + 8 * u) * (2.0 * std + big)
             bound = 0.0 if n < 2 else bound
-        ref._extra = {"losses": losses, "carried": prev, "index": best, "bound": bound,
-                      "abs_max": am}
-        ref._num_batches += 1
+        ref.observe_losses(batch_max, losses, bound=bound)
 
 
 class MSEObserverLayer(_SearchLayer):
@@ -475,7 +518,7 @@ class _HistLayer(RefquantObserverLayer):
         if self._ref.profile == "paddleslim":
             self._host_observe(x)  # PaddleSlim's np.histogram state machine needs values
             return
-        _hist_observe(self, x, "_exact", self._ref.bins_count, self._symmetric())
+        _hist_observe(self, x, self._ref.bins_count, self._symmetric())
 
 
 class HistObserverLayer(_HistLayer):
@@ -512,9 +555,7 @@ class AbsMaxChannelWiseWeightObserverLayer(RefquantObserverLayer):
             raise ValueError(f"axis {self._axis} is invalid for the weight of {self._target} "
                              f"with shape {list(fx.shape)}")
         m = dev.channel_abs_max(fx, ax)
-        shape = [1] * fx.ndim
-        shape[ax] = m.shape[0]
-        self._ref.observe(m.reshape(shape))  # per-channel max of this array == m
+        self._ref.observe_channel_abs_max(m, tuple(fx.shape))
 
 
 class MSEChannelWiseWeightObserverLayer(RefquantObserverLayer):
@@ -539,23 +580,17 @@ class GroupWiseWeightObserverLayer(RefquantObserverLayer):
 
     def _observe(self, x: paddle.Tensor) -> None:
         ref = self._ref
-        shape_only = np.broadcast_to(np.zeros((), np.float32), tuple(x.shape))
-        ref._check(shape_only)  # the reference's shape rules and messages
+        ref.check_weight(tuple(x.shape))  # the reference's shape rules and messages
         fx = self._finite(x)
         if fx is None:
             self._host_observe(x)
             return
         m = dev.group_abs_max(fx, ref.group_size)
-        if ref.profile == "paddleslim":
-            from refquant.observers.channel_wise import slim_is_zero
-
-            m32 = m.astype(np.float32)
-            ref._max = np.where(slim_is_zero(m32), np.float32(1e-8), m32)
-        else:
-            m64 = m.astype(np.float64)
-            ref._max = m64 if ref._max is None else np.maximum(ref._max, m64)
-        ref._num_batches += 1
-
+        if m.dtype == np.float16:
+            # exact widening: the device computes float16 abs where Paddle's CPU kernel
+            # (and so the reference's paddleslim profile) refuses float16
+            m = m.astype(np.float32)
+        ref.observe_group_abs_max(m)
 
 
 # ---------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ class _Quantization:
         for name, child in list(layer.named_children()):
             new = self._replace(child, _join(path, name), cfgs)
             if new is not child:
-                layer._sub_layers[name] = new
+                layer.add_sublayer(name, new)  # Paddle: _sub_layers[name] = new
         return layer
 
     # -- convert ------------------------------------------------------------------------
@@ -100,8 +100,8 @@ class _Quantization:
     def _convert_layer(self, layer: Any, path: str, remain_weight: bool) -> Any:
         slim = getattr(self, "_slim", False)
         if isinstance(layer, ObserveWrapper):
-            layer._sub_layers["_observer"] = _qdq_of(layer._observer, _join(path, "_observer"),
-                                                     slim)
+            layer.add_sublayer("_observer", _qdq_of(layer.observer, _join(path, "_observer"),
+                                                    slim))
             return layer
         if isinstance(layer, ConvertibleQuantedLayer):
             if not getattr(layer, "converted", False):
@@ -112,7 +112,7 @@ class _Quantization:
         for name, child in list(layer.named_children()):
             new = self._convert_layer(child, _join(path, name), remain_weight)
             if new is not child:
-                layer._sub_layers[name] = new
+                layer.add_sublayer(name, new)  # Paddle: _sub_layers[name] = new
         return layer
 
     def __str__(self) -> str:

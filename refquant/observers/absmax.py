@@ -21,12 +21,13 @@ Statistics are one pass of ``max(x)`` and ``min(x)`` (no full-size temporary).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..qparams import QParams, integer_range, symmetric_qparams
-from .base import ObserverBase, Profile
+from .base import ObserverBase
 from .search import per_tensor_qparams
 
 __all__ = [
@@ -102,14 +103,7 @@ def slim_uniform_scale_zp(
 class AbsmaxObserver(ObserverBase):
     """Per-tensor abs-max observer (see module docstring for both profiles)."""
 
-    def __init__(
-        self,
-        quant_bits: int = 8,
-        *,
-        profile: Profile = "canonical",
-        ignore_nonfinite: bool = False,
-    ) -> None:
-        super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
+    # constructor: ObserverBase's (quant_bits=8, *, profile, ignore_nonfinite)
 
     def _reset(self) -> None:
         self._max = float("-inf") if self.profile == "canonical" \
@@ -117,19 +111,63 @@ class AbsmaxObserver(ObserverBase):
         self._cached: QParams | None = None
 
     def _observe(self, x: np.ndarray) -> None:
+        if self.profile == "canonical" and self.ignore_nonfinite:
+            x = x[np.isfinite(x)]
+            if x.size == 0:
+                return
+        self._fold_abs_max(abs_max(x))
+
+    def _fold_abs_max(self, value: float) -> None:
         if self.profile == "canonical":
-            if self.ignore_nonfinite:
-                x = x[np.isfinite(x)]
-                if x.size == 0:
-                    return
-            self._max = max(self._max, abs_max(x))
+            self._max = max(self._max, value)
             return
         # paddleslim: abs(cast(x, float32)).max(), then paddle.maximum with the running value.
         # float32 rounding is monotone, so max|fl32(x)| == fl32(max|x|).
         with np.errstate(over="ignore"):
-            m = np.float32(abs_max(x))
+            m = np.float32(value)
         prev = self._max
         self._max = np.float32(np.nan) if (m != m or prev != prev) else max(m, prev)
+
+    def observe_abs_max(self, value: Any, *, batches: int = 1) -> None:
+        """Fold in the statistic of ``batches`` batches: their abs-max ``max |x|``.
+
+        ``value`` is a real scalar (Python float or any NumPy float scalar): the largest
+        ``|x|`` over the batches, exact in the input's dtype or wider (max is exact, so a
+        float32 device reduction qualifies). Equivalence, bit for bit, for every ``x``
+        ``observe`` accepts::
+
+            obs.observe(x)  ==  obs.observe_abs_max(abs_max(x))
+            # canonical with ignore_nonfinite: the abs-max of the finite values, -inf
+            # when there are none
+
+        Abs-max is a maximum, so ``observe_abs_max(max(v1, .., vk), batches=k)`` equals
+        ``k`` calls (for the paddleslim profile: before the first ``compute``, which
+        freezes the value). canonical: ``value`` must be finite and ``>= 0``, or ``-inf``
+        for batches without a finite value (only ``num_batches`` changes, as with
+        ``observe``); ``ValueError`` otherwise. paddleslim: rounded to float32 as
+        PaddleSlim's ``cast``; NaN makes the running value NaN (``compute`` then gives 0,
+        item 9).
+        """
+        batches = self._check_batches(batches)
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"value must be a real scalar, got {value!r}") from None
+        if self.profile == "canonical":
+            if v == -math.inf:  # statistics of batches without a finite value
+                self._ingest(batches)
+                return
+            if not (math.isfinite(v) and v >= 0.0):
+                raise ValueError(f"value must be a finite abs-max >= 0 (or -inf for no "
+                                 f"finite values), got {value!r}")
+            v = abs(v)
+        self._fold_abs_max(v)
+        self._ingest(batches)
+
+    def _state(self) -> dict[str, Any]:
+        """``abs_max``: the running abs-max (canonical: float64, ``-inf`` before any finite
+        value; paddleslim: float32, starting at ``1e-7``)."""
+        return {"abs_max": self._max}
 
     def _compute(self) -> QParams:
         qmin, qmax = integer_range(self.quant_bits)

@@ -29,13 +29,14 @@ paddleslim
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
 from ..kernels.slim import paddle_mean
 from ..qparams import QParams, integer_range
 from .absmax import slim_py_scale
-from .base import ObserverBase, Profile
+from .base import ObserverBase
 from .search import per_tensor_qparams, reject_slim_float16
 
 __all__ = ["AVGObserver", "exact_sum", "fraction_to_float32", "per_sample_abs_max"]
@@ -91,14 +92,7 @@ def fraction_to_float32(q: Fraction) -> np.float32:
 class AVGObserver(ObserverBase):
     """Average of per-sample abs-max (see module docstring for both profiles)."""
 
-    def __init__(
-        self,
-        quant_bits: int = 8,
-        *,
-        profile: Profile = "canonical",
-        ignore_nonfinite: bool = False,
-    ) -> None:
-        super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
+    # constructor: ObserverBase's (quant_bits=8, *, profile, ignore_nonfinite)
 
     def _reset(self) -> None:
         self._sum = Fraction(0)
@@ -114,22 +108,92 @@ class AVGObserver(ObserverBase):
                     # a sample's max over its finite values; samples with none are dropped
                     fin = np.isfinite(flat)
                     keep = fin.any(axis=1)
-                    vals = np.where(fin, np.abs(flat), 0).max(axis=1)[keep]
-                    self._sum += exact_sum(vals)
-                    self._count += int(keep.sum())
+                    self._fold_sample_maxima(np.where(fin, np.abs(flat), 0).max(axis=1)[keep])
                     return
-            maxima = per_sample_abs_max(xs)
-            self._sum += exact_sum(maxima)
-            self._count += maxima.size
+            self._fold_sample_maxima(per_sample_abs_max(xs))
             return
         if x.ndim == 0:
             raise IndexError("AVGObserver(profile='paddleslim'): a 0-D batch has no axis 0 "
                              "(PaddleSlim's inputs.shape[0] raises IndexError, item 13)")
         reject_slim_float16(x, "AVGObserver")
-        maxima = per_sample_abs_max(x)
+        self._fold_sample_maxima(per_sample_abs_max(x))
+
+    def _fold_sample_maxima(self, maxima: np.ndarray) -> None:
+        if self.profile == "canonical":
+            self._sum += exact_sum(maxima)
+            self._count += maxima.size
+            return
         with np.errstate(invalid="ignore"):
             nan = np.isnan(maxima).any()
         self._avg_list.append(float("nan") if nan else float(paddle_mean(maxima)))
+
+    def observe_sample_abs_max(self, maxima: Any, *, batches: int = 1) -> None:
+        """Fold in the per-sample abs-max of ``batches`` batches.
+
+        ``maxima`` is a 1-D floating array: ``max |x[i, ...]|`` for each sample ``i`` (index
+        of axis 0), exact in the input's dtype (max is exact, so any reduction order or
+        device qualifies); it is not modified. Equivalence, bit for bit::
+
+            obs.observe(x)  ==  obs.observe_sample_abs_max(per_sample_abs_max(x))
+
+        (a 0-D ``x`` is one sample, canonical profile; with ``ignore_nonfinite`` the maxima
+        are over each sample's finite values and samples with none are left out).
+
+        canonical: the maxima must be finite and ``>= 0``. The state is the exact sum and
+        the count, so the maxima of several batches may come concatenated in one call with
+        ``batches=k``. paddleslim: the maxima must be ONE batch's (``batches=1``):
+        PaddleSlim keeps ``paddle.mean`` of each batch's maxima in the maxima's dtype
+        (:func:`refquant.kernels.slim.paddle_mean`, Paddle's CPU lane order); use
+        :meth:`observe_batch_means` for means computed elsewhere. float16 maxima raise
+        ``RuntimeError`` there as on Paddle's CPU.
+        """
+        batches = self._check_batches(batches)
+        arr = np.asarray(maxima)
+        if arr.ndim != 1 or arr.dtype.kind != "f":
+            raise TypeError(
+                f"maxima must be a 1-D floating array, got dtype {arr.dtype} shape {arr.shape}"
+            )
+        if arr.size == 0:
+            raise ValueError("maxima must hold at least one sample (observe rejects empty x)")
+        if self.profile == "canonical":
+            if not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
+                raise ValueError("maxima must be finite and >= 0 (per-sample abs-max values)")
+        else:
+            if batches != 1:
+                raise ValueError(
+                    f"batches must be 1 for profile='paddleslim' (PaddleSlim averages each "
+                    f"batch separately), got {batches}; use observe_batch_means"
+                )
+            reject_slim_float16(arr, "AVGObserver")
+        self._fold_sample_maxima(arr)
+        self._ingest(batches)
+
+    def observe_batch_means(self, means: Any) -> None:
+        """paddleslim profile: fold in PaddleSlim's per-batch statistic, one value per batch.
+
+        ``means[k]`` is ``float(paddle.mean(paddle.max(abs(x_k.reshape(n, -1)), axis=1)))``
+        for the ``k``-th batch, in batch order (PaddleSlim's ``_avg_list`` of Python
+        floats; computed with Paddle's own ``mean`` on any device, or with
+        :func:`refquant.kernels.slim.paddle_mean` of the per-sample maxima, NaN when a
+        maximum is NaN). Counts ``len(means)`` batches. Equivalence, bit for bit::
+
+            obs.observe(x)  ==  obs.observe_batch_means(
+                [nan if isnan(m).any() else float(paddle_mean(m))])
+            # with m = per_sample_abs_max(x)
+        """
+        self._require_profile("paddleslim", "observe_batch_means")
+        vals = [float(v) for v in np.asarray(means, dtype=np.float64).reshape(-1)]
+        if not vals:
+            raise ValueError("means must hold at least one batch's value")
+        self._avg_list.extend(vals)
+        self._ingest(len(vals))
+
+    def _state(self) -> dict[str, Any]:
+        """canonical: ``sum`` (exact, a Fraction) and ``count`` of the per-sample maxima;
+        paddleslim: ``batch_means`` (list of float)."""
+        if self.profile == "canonical":
+            return {"sum": self._sum, "count": self._count}
+        return {"batch_means": list(self._avg_list)}
 
     def _compute(self) -> QParams:
         qmin, qmax = integer_range(self.quant_bits)

@@ -8,6 +8,21 @@ Every observer follows the same life cycle (DESIGN.md principle 2)::
     obs.merge(other)            # canonical only: exact shard merge
     obs.reset()                 # forget everything
 
+Statistics ingestion (public)
+-----------------------------
+``observe(x)`` is always "compute the statistics of ``x``, then fold them in". The second
+half is public, so a caller that computes the statistics its own way (the Paddle adapter,
+with Paddle ops on the device) feeds them straight in and the decision stays the
+reference's: every observer has ``observe_<statistic>(...)`` methods (see each class) with
+
+    ``obs.observe(x)``  ==  ``obs.observe_<statistic>(<statistic>(x))``   (bit for bit)
+
+for the resulting state, ``num_batches`` and ``compute()``. Each method's docstring names
+the statistic, its dtype and exactness requirement. ``batches=`` says how many observed
+batches the statistics stand for (for statistics that are already reduced over several
+batches, where the observer's state allows it); ``config()`` and ``state()`` expose what a
+cross-process merge needs.
+
 Profiles
 --------
 ``"canonical"`` (default)
@@ -106,7 +121,7 @@ class ObserverBase(abc.ABC):
             raise TypeError(
                 f"other must be a {type(self).__name__}, got {type(other).__name__}"
             )
-        mine, theirs = self._config(), other._config()
+        mine, theirs = self.config(), other.config()
         if mine != theirs:
             raise ValueError(
                 f"cannot merge observers with different configurations: {mine} vs {theirs}"
@@ -121,10 +136,58 @@ class ObserverBase(abc.ABC):
         self._num_batches = 0
         self._reset()
 
+    def config(self) -> dict[str, Any]:
+        """The constructor configuration (a new dict); observers merge only when equal."""
+        return dict(self._config())
+
+    def state(self) -> dict[str, Any]:
+        """The observer's statistics as a dict of copies (keys documented per class).
+
+        Always holds ``num_batches``; observers with a fixed-size, reducible state add it
+        (e.g. ``abs_max``, ``histogram``), which is what a cross-process merge reduces.
+        """
+        return {"num_batches": self._num_batches, **self._state()}
+
+    # -- statistics ingestion helpers -------------------------------------------------
+    def _ingest(self, batches: int) -> None:
+        """Count ``batches`` observed batches after an ``observe_<statistic>`` call."""
+        self._num_batches += batches
+
+    @staticmethod
+    def _check_batches(batches: Any) -> int:
+        if isinstance(batches, bool) or not isinstance(batches, (int, np.integer)):
+            raise TypeError(f"batches must be an integer >= 1, got {batches!r}")
+        if int(batches) < 1:
+            raise ValueError(f"batches must be >= 1, got {int(batches)}")
+        return int(batches)
+
+    def _shape_only(self, shape: Any, dtype: Any = np.float32) -> np.ndarray:
+        """A zero-strided stand-in for a batch known only by ``shape`` and ``dtype``, for
+        the shape checks ``observe`` makes (``TypeError``/``ValueError`` like it)."""
+        try:
+            shp = tuple(int(d) for d in shape)
+        except TypeError:
+            raise TypeError(f"shape must be a sequence of integers, got {shape!r}") from None
+        if len(shp) < self.min_ndim:
+            raise ValueError(f"x must have at least {self.min_ndim} dimension(s), got shape "
+                             f"{shp}")
+        return np.broadcast_to(np.zeros((), dtype), shp)
+
+    def _require_profile(self, profile: str, method: str) -> None:
+        if self.profile != profile:
+            raise ValueError(
+                f"{type(self).__name__}.{method} needs profile={profile!r}, this observer "
+                f"has profile={self.profile!r}"
+            )
+
     # -- hooks ------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
         """Constructor configuration; observers with different configs do not merge."""
         return {"quant_bits": self.quant_bits, "profile": self.profile}
+
+    def _state(self) -> dict[str, Any]:
+        """Observer-specific part of :meth:`state` (copies)."""
+        return {}
 
     @abc.abstractmethod
     def _observe(self, x: np.ndarray) -> None: ...

@@ -116,6 +116,16 @@ class _ChannelWise(ObserverBase):
     def _reset(self) -> None:
         self._axis: int | None = None
         self._shape: tuple[int, ...] | None = None
+        self._ndim: int | None = None
+
+    @property
+    def channel_axis(self) -> int | None:
+        """The resolved (non-negative) channel axis of the observed batches, or None."""
+        return self._axis
+
+    def _resolve_shape(self, shape: Any, dtype: Any = np.float32) -> int:
+        """:meth:`_resolve_axis` for a batch known by its shape (and dtype) only."""
+        return self._resolve_axis(self._shape_only(shape, dtype))
 
     def _resolve_axis(self, x: np.ndarray) -> int:
         ax = infer_axis(x.ndim) if self._axis_arg is None else check_axis(self._axis_arg, x.ndim)
@@ -132,6 +142,7 @@ class _ChannelWise(ObserverBase):
             )
         self._axis = ax
         self._shape = (x.shape[ax],)
+        self._ndim = x.ndim
         return ax
 
     def _grid(self) -> tuple[int, int]:
@@ -152,16 +163,61 @@ class AbsMaxChannelWiseWeightObserver(_ChannelWise):
                 return  # first forward only (item 33)
         ax = self._resolve_axis(x)
         m = _channels_first(x, ax)
+        if self.profile == "canonical" and self.ignore_nonfinite:
+            m = np.where(np.isfinite(m), m, 0)
+        self._fold_channel_max(np.maximum(m.max(axis=1), -m.min(axis=1)))
+
+    def _fold_channel_max(self, cur: np.ndarray) -> None:
         if self.profile == "canonical":
-            if self.ignore_nonfinite:
-                m = np.where(np.isfinite(m), m, 0)
-            cur = np.maximum(m.max(axis=1), -m.min(axis=1)).astype(np.float64)
-            cur = np.abs(cur)
+            cur = np.abs(cur.astype(np.float64))
             self._max = cur if self._max is None else np.maximum(self._max, cur)
             return
-        cur = np.maximum(m.max(axis=1), -m.min(axis=1))
         cur = np.abs(cur)
         self._max = np.where(slim_is_zero(cur), cur.dtype.type(1e-8), cur)
+
+    def observe_channel_abs_max(self, maxima: Any, shape: Any, *, batches: int = 1) -> None:
+        """Fold in the per-channel abs-max of a batch of shape ``shape``.
+
+        ``maxima`` is a 1-D floating array, ``maxima[c] = max |x|`` over channel ``c`` of
+        the batch (the channel axis resolved from ``shape`` exactly as :meth:`observe` does
+        it, with the same errors), exact and in the batch's dtype (max is exact, so any
+        device or order qualifies; the paddleslim profile keeps that dtype). ``shape`` is
+        the batch's shape. Equivalence, bit for bit::
+
+            obs.observe(x)  ==  obs.observe_channel_abs_max(
+                abs(moveaxis(x, ax, 0).reshape(C, -1)).max(axis=1), x.shape)
+
+        (canonical with ``ignore_nonfinite``: over the finite values, 0 for none).
+        canonical: the maxima must be finite and ``>= 0``; a running max, so the maximum of
+        ``k`` batches' maxima with ``batches=k`` equals ``k`` calls. paddleslim: only the
+        first batch counts (item 33); float16 raises ``RuntimeError`` as on Paddle's CPU.
+        """
+        batches = self._check_batches(batches)
+        arr = np.asarray(maxima)
+        if arr.ndim != 1 or arr.dtype.kind != "f":
+            raise TypeError(
+                f"maxima must be a 1-D floating array, got dtype {arr.dtype} shape {arr.shape}"
+            )
+        if self.profile == "paddleslim":
+            reject_slim_float16(arr, type(self).__name__)
+        elif not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
+            raise ValueError("maxima must be finite and >= 0 (per-channel abs-max values)")
+        if self.profile == "canonical" or self._max is None:
+            before = (self._axis, self._shape, self._ndim)
+            ax = self._resolve_shape(shape, arr.dtype)
+            C = int(tuple(shape)[ax])
+            if arr.shape != (C,):
+                self._axis, self._shape, self._ndim = before  # nothing recorded on error
+                raise ValueError(f"maxima must have shape ({C},) (channels of shape "
+                                 f"{tuple(shape)} on axis {ax}), got {arr.shape}")
+            self._fold_channel_max(arr)
+        self._ingest(batches)
+
+    def _state(self) -> dict[str, Any]:
+        """``abs_max`` (per-channel array copy, or None), ``axis`` and ``ndim`` of the
+        observed batches (None before any)."""
+        return {"abs_max": None if self._max is None else self._max.copy(),
+                "axis": self._axis, "ndim": self._ndim}
 
     def _compute(self) -> QParams:
         qmin, qmax = self._grid()
@@ -175,6 +231,7 @@ class AbsMaxChannelWiseWeightObserver(_ChannelWise):
         assert isinstance(other, AbsMaxChannelWiseWeightObserver) and other._max is not None
         if self._max is None:
             self._max, self._axis, self._shape = other._max.copy(), other._axis, other._shape
+            self._ndim = other._ndim
             return
         if other._max.shape != self._max.shape or other._axis != self._axis:
             raise ValueError("cannot merge observers with different channel counts or axes")
@@ -277,4 +334,4 @@ class MSEChannelWiseWeightObserver(_ChannelWise):
             raise ValueError("cannot merge observers with different channel counts or axes")
         self._values.extend(v.copy() for v in other._values)
         if self._axis is None:
-            self._axis, self._shape = other._axis, other._shape
+            self._axis, self._shape, self._ndim = other._axis, other._shape, other._ndim

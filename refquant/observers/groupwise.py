@@ -108,17 +108,60 @@ class GroupWiseWeightObserver(ObserverBase):
         if self._max is not None and self._max.shape != (x.shape[0] // g, x.shape[1]):
             raise ValueError(f"x shape {x.shape} differs from earlier batches")
 
+    def check_weight(self, shape: Any, dtype: Any = np.float32) -> None:
+        """Raise what :meth:`observe` raises for a weight of this shape and dtype, if anything.
+
+        The shape rules (and, for paddleslim, PaddleSlim's ``AssertionError`` messages and
+        the float16 ``RuntimeError``) without the values; nothing is recorded.
+        """
+        self._check(self._shape_only(shape, dtype))
+
     def _observe(self, x: np.ndarray) -> None:
         self._check(x)
+        if self.profile == "canonical" and self.ignore_nonfinite:
+            x = np.where(np.isfinite(x), x, 0)
+        self._fold_group_max(group_abs_max(x, self.group_size))
+
+    def _fold_group_max(self, m: np.ndarray) -> None:
         if self.profile == "paddleslim":
             with np.errstate(over="ignore"):
-                m = group_abs_max(x, self.group_size).astype(np.float32)
-            self._max = np.where(slim_is_zero(m), np.float32(1e-8), m)
+                m32 = m.astype(np.float32)
+            self._max = np.where(slim_is_zero(m32), np.float32(1e-8), m32)
             return
-        if self.ignore_nonfinite:
-            x = np.where(np.isfinite(x), x, 0)
-        m = group_abs_max(x, self.group_size).astype(np.float64)
-        self._max = m if self._max is None else np.maximum(self._max, m)
+        m64 = m.astype(np.float64)
+        self._max = m64 if self._max is None else np.maximum(self._max, m64)
+
+    def observe_group_abs_max(self, maxima: Any, *, batches: int = 1) -> None:
+        """Fold in the group-wise abs-max of a 2-D ``[in, out]`` weight.
+
+        ``maxima`` has shape ``[in / group_size, out]``: ``maxima[g, j] = max |w[g*G:(g+1)*G,
+        j]|`` (:func:`group_abs_max`), exact in the weight's dtype (any device or order).
+        The weight's shape is checked as :meth:`observe` checks it (:meth:`check_weight`
+        with ``(rows * group_size, cols)`` and the maxima's dtype). Equivalence, bit for
+        bit::
+
+            obs.observe(w)  ==  obs.observe_group_abs_max(group_abs_max(w, group_size))
+
+        (canonical with ``ignore_nonfinite``: over the finite values, 0 for none).
+        canonical: finite and ``>= 0``; a running max, so ``batches=k`` with the maximum of
+        ``k`` batches' maxima equals ``k`` calls. paddleslim: each batch replaces the state
+        (item 35); after the first :meth:`compute` the cached value stays (item 36).
+        """
+        batches = self._check_batches(batches)
+        arr = np.asarray(maxima)
+        if arr.ndim != 2 or arr.dtype.kind != "f":
+            raise TypeError(
+                f"maxima must be a 2-D floating array, got dtype {arr.dtype} shape {arr.shape}"
+            )
+        self.check_weight((arr.shape[0] * self.group_size, arr.shape[1]), arr.dtype)
+        if self.profile == "canonical" and not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
+            raise ValueError("maxima must be finite and >= 0 (group-wise abs-max values)")
+        self._fold_group_max(arr)
+        self._ingest(batches)
+
+    def _state(self) -> dict[str, Any]:
+        """``abs_max``: the group-wise maxima (copy, or None before any batch)."""
+        return {"abs_max": None if self._max is None else self._max.copy()}
 
     def _compute(self) -> QParams:
         qmin, qmax = integer_range(self.quant_bits)

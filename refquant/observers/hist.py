@@ -40,10 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_bits, check_percent
-from ..histogram import ExactHistogram, SlimHistogram
+from .._validation import check_percent
+from ..histogram import ExactHistogram
 from ..qparams import QParams, asymmetric_qparams, symmetric_qparams
-from .base import ObserverBase, Profile
+from ._histbase import HistogramObserverBase, check_bins_count
+from .base import Profile
 
 __all__ = [
     "HistObserver",
@@ -163,7 +164,7 @@ def percentile_range(hist: ExactHistogram, percent: float) -> tuple[float, float
 # ---------------------------------------------------------------------------------------
 # observer
 # ---------------------------------------------------------------------------------------
-class HistObserver(ObserverBase):
+class HistObserver(HistogramObserverBase):
     """Percentile observer (PaddleSlim ``HistObserver`` / ``PercentHistObserverLayer``).
 
     ``profile="paddleslim"``: :class:`~refquant.histogram.SlimHistogram` (quirks 21-24),
@@ -176,6 +177,10 @@ class HistObserver(ObserverBase):
     :func:`~refquant.qparams.symmetric_qparams` (signed, or unsigned ``[0, T]`` when
     ``sign=False``) / :func:`~refquant.qparams.asymmetric_qparams` (grid signed per
     ``sign``).
+
+    Statistics ingestion: :meth:`observe_histogram` (canonical) and
+    :meth:`observe_slim_batch` (paddleslim), see
+    :class:`refquant.observers._histbase.HistogramObserverBase`.
     """
 
     def __init__(
@@ -189,58 +194,26 @@ class HistObserver(ObserverBase):
         profile: Profile = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
-        if isinstance(bins_count, bool) or not isinstance(bins_count, (int, np.integer)):
-            raise TypeError(f"bins_count must be an integer, got {bins_count!r}")
-        self.bins_count = int(bins_count)
-        bits = check_bits(quant_bits, "quant_bits")
-        if self.bins_count < 1:
-            raise ValueError(f"bins_count must be >= 1, got {self.bins_count}")
-        if profile == "canonical" and self.bins_count < 2 ** (bits - 1):
-            raise ValueError(
-                f"bins_count must be >= 2**(quant_bits-1) = {2 ** (bits - 1)}, got "
-                f"{self.bins_count}"
-            )
+        check_bins_count(bins_count, quant_bits, profile)
         self.percent = check_percent(percent, "percent")
         self.sign = bool(sign)
         self.symmetric = bool(symmetric)
-        super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
+        super().__init__(quant_bits, bins_count, profile=profile,
+                         ignore_nonfinite=ignore_nonfinite)
+
+    _slim_layer = "PercentHistObserverLayer"
 
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "bins_count": self.bins_count, "percent": self.percent,
                 "sign": self.sign, "symmetric": self.symmetric}
 
-    def _reset(self) -> None:
-        self._exact = ExactHistogram(self.bins_count, symmetric=self.symmetric)
-        self._slim = SlimHistogram(self.bins_count)
-
-    def _observe(self, x: np.ndarray) -> None:
-        if self.profile == "paddleslim":
-            self._slim.forward(x)
-            return
-        if self.ignore_nonfinite:
-            x = x[np.isfinite(x)]
-        self._exact.add(x)
-
-    def _merge(self, other: ObserverBase) -> None:
-        assert isinstance(other, HistObserver)
-        self._exact.merge(other._exact)
-
     def _compute(self) -> QParams:
         bits = self.quant_bits
         if self.profile == "paddleslim":
-            st = self._slim
-            if st.hist is None:
-                raise AssertionError(
-                    "PaddleSlim PercentHistObserverLayer has no histogram: the first batch was "
-                    "constant or had one element and no later non-constant batch came "
-                    "(quirk 22); scales() raises AssertionError"
-                )
-            assert st.hist_min is not None and st.hist_max is not None
-            lo, hi = slim_percent_min_max(st.hist, st.hist_min, st.hist_max, self.percent)
+            hist, hist_min, hist_max = self._slim_histogram()
+            lo, hi = slim_percent_min_max(hist, hist_min, hist_max, self.percent)
             return slim_uniform_qparams(lo, hi, bits, self.sign, self.symmetric)
-        h = self._exact
-        if h.total == 0:
-            raise ValueError("HistObserver.compute(): every observed value was non-finite")
+        h = self._canonical_histogram()
         if self.symmetric:
             t = percentile_threshold(h, self.percent)
             if self.sign:

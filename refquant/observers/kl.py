@@ -64,9 +64,9 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_bits
-from ..histogram import ExactHistogram, SlimHistogram
 from ..qparams import QParams, symmetric_qparams
-from .base import ObserverBase, Profile
+from ._histbase import HistogramObserverBase
+from .base import Profile
 
 __all__ = [
     "slim_kl_threshold",
@@ -420,7 +420,7 @@ def kl_threshold(
 # ---------------------------------------------------------------------------------------
 # observer
 # ---------------------------------------------------------------------------------------
-class KLObserver(ObserverBase):
+class KLObserver(HistogramObserverBase):
     """KL-divergence observer: ``KLObserver(quant_bits=8, bins_count=2048)``.
 
     ``profile="paddleslim"``: PaddleSlim's ``KLObserverLayer`` (``S/observers/kl.py``,
@@ -432,7 +432,14 @@ class KLObserver(ObserverBase):
 
     ``profile="canonical"``: an :class:`ExactHistogram` of ``|x|`` and :func:`kl_threshold`;
     QParams via :func:`refquant.qparams.symmetric_qparams` with ``margin``.
+
+    Statistics ingestion: :meth:`observe_histogram` (canonical, a symmetric histogram) and
+    :meth:`observe_slim_batch` (paddleslim), see
+    :class:`refquant.observers._histbase.HistogramObserverBase`.
     """
+
+    symmetric = True
+    _slim_layer = "KLObserverLayer"
 
     def __init__(
         self,
@@ -442,58 +449,23 @@ class KLObserver(ObserverBase):
         profile: Profile = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
-        if isinstance(bins_count, bool) or not isinstance(bins_count, (int, np.integer)):
-            raise TypeError(f"bins_count must be an integer, got {bins_count!r}")
-        self.bins_count = int(bins_count)
-        bits = check_bits(quant_bits, "quant_bits")
-        if profile == "canonical" and self.bins_count < 2 ** (bits - 1):
-            raise ValueError(
-                f"bins_count must be >= 2**(quant_bits-1) = {2 ** (bits - 1)}, got "
-                f"{self.bins_count}"
-            )
-        if self.bins_count < 1:
-            raise ValueError(f"bins_count must be >= 1, got {self.bins_count}")
-        super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
+        super().__init__(quant_bits, bins_count, profile=profile,
+                         ignore_nonfinite=ignore_nonfinite)
 
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "bins_count": self.bins_count}
 
-    def _reset(self) -> None:
-        self._exact = ExactHistogram(self.bins_count, symmetric=True)
-        self._slim = SlimHistogram(self.bins_count)
-
-    def _observe(self, x: np.ndarray) -> None:
-        if self.profile == "paddleslim":
-            self._slim.forward(x)
-            return
-        if self.ignore_nonfinite:
-            x = x[np.isfinite(x)]
-        self._exact.add(x)
-
-    def _merge(self, other: ObserverBase) -> None:
-        assert isinstance(other, KLObserver)
-        self._exact.merge(other._exact)
-
     def _compute(self) -> QParams:
         bits = self.quant_bits
         if self.profile == "paddleslim":
-            st = self._slim
-            if st.hist is None:
-                raise AssertionError(
-                    "PaddleSlim KLObserverLayer has no histogram: the first batch was constant "
-                    "or had one element and no later non-constant batch came (quirk 22); "
-                    "scales() raises AssertionError"
-                )
-            assert st.hist_min is not None and st.hist_max is not None
-            bin_width = (st.hist_max - st.hist_min) / self.bins_count
-            thr = slim_kl_threshold(st.hist, bin_width, bits)
+            hist, hist_min, hist_max = self._slim_histogram()
+            bin_width = (hist_max - hist_min) / self.bins_count
+            thr = slim_kl_threshold(hist, bin_width, bits)
             scale = max(-min(0.0, 0.0), max(thr, 0.0))
             qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
             return QParams(np.float32(scale), np.zeros((), np.int64), qmin, qmax, bits, None,
                            None, extra={"threshold": thr})
-        h = self._exact
-        if h.total == 0:
-            raise ValueError("KLObserver.compute(): every observed value was non-finite")
+        h = self._canonical_histogram()
         thr, margin, i = kl_threshold(h.counts, h.width, h.abs_max, bits)
         qp = symmetric_qparams(-thr, thr, bits)
         return QParams(qp.scale, qp.zero_point, qp.qmin, qp.qmax, bits, None, margin,

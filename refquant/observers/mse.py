@@ -39,12 +39,14 @@ paddleslim
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from ..histogram import ExactHistogram
 from ..kernels.slim import SEARCH_FACTORS
 from ..qparams import QParams, integer_range
+from ._histbase import check_histogram
 from .absmax import abs_max, slim_py_scale
 from .base import ObserverBase, Profile
 from .search import (
@@ -58,7 +60,17 @@ from .search import (
     slim_search_losses,
 )
 
-__all__ = ["MSEObserver", "default_bins"]
+__all__ = ["MSEObserver", "default_bins", "slim_candidates"]
+
+
+def slim_candidates(batch_max: float) -> list[float]:
+    """PaddleSlim's candidate scales ``s * m`` (Python floats) for a batch maximum ``m``.
+
+    ``m`` is floored to ``1e-8`` when it is 0 (``mse.py`` / ``emd.py``); ``s`` runs over
+    :data:`refquant.kernels.slim.SEARCH_FACTORS` in order.
+    """
+    am = 1e-8 if batch_max == 0.0 else batch_max
+    return [f * am for f in SEARCH_FACTORS]
 
 
 def default_bins(bits: int) -> int:
@@ -82,8 +94,13 @@ class _SearchObserver(ObserverBase):
 
     def _config(self) -> dict:
         cfg = super()._config()
-        cfg["bins"] = self._hist_bins()
+        cfg["bins"] = self.histogram_bins
         return cfg
+
+    @property
+    def histogram_bins(self) -> int:
+        """Bins of the canonical profile's :class:`ExactHistogram` (``bins`` or the default)."""
+        return self._hist_bins()
 
     def _hist_bins(self) -> int:
         return default_bins(self.quant_bits) if self._bins_arg is None else int(self._bins_arg)
@@ -108,23 +125,89 @@ class _SearchObserver(ObserverBase):
         reject_slim_float16(x, type(self).__name__)
         flat = x.reshape(-1)
         am = self._batch_max(flat)
-        am = 1e-8 if am == 0.0 else am
-        qmax = 2 ** (self.quant_bits - 1) - 1
-        scales = [f * am for f in SEARCH_FACTORS]
-        if math.isfinite(am):
+        scales = slim_candidates(am)
+        if math.isfinite(1e-8 if am == 0.0 else am):
+            qmax = 2 ** (self.quant_bits - 1) - 1
             losses = slim_search_losses(flat, scales, qmax, self._loss)  # type: ignore[arg-type]
         else:
             losses = np.full(len(scales), math.nan)
-        prev = self._carried
-        best, self._carried = slim_running_choice(prev, [float(v) for v in losses])
-        self._choice = scales[best] if best >= 0 else am
-        self._margin = relative_margin(np.concatenate([[prev], losses]))
         if self._loss == "mse":
             bound = decision_bound(flat.size, flat.dtype.type)
         else:
             bound = emd_loss_bound(flat.size, flat)
+        self._fold_losses(am, losses, bound)
+
+    def _fold_losses(self, batch_max: float, losses: np.ndarray, bound: float) -> None:
+        am = 1e-8 if batch_max == 0.0 else batch_max
+        scales = [f * am for f in SEARCH_FACTORS]
+        prev = self._carried
+        best, self._carried = slim_running_choice(prev, [float(v) for v in losses])
+        self._choice = scales[best] if best >= 0 else am
+        self._margin = relative_margin(np.concatenate([[prev], losses]))
         self._extra = {"losses": losses, "carried": prev, "index": best, "bound": bound,
                        "abs_max": am}
+
+    def observe_histogram(self, hist: ExactHistogram, *, batches: int = 1) -> None:
+        """canonical profile: fold in an :class:`ExactHistogram` of ``|x|``.
+
+        ``hist`` must be symmetric (a histogram of ``|x|``) with ``bins ==
+        histogram_bins``; its counts are exact integers, so however it was counted (on the
+        host with :meth:`ExactHistogram.add`, on a device, or assembled with
+        :meth:`ExactHistogram.from_counts`) it is a pure function of the multiset of
+        values. It is merged exactly (``hist`` is not modified). Equivalence, bit for bit::
+
+            obs.observe(x)  ==  obs.observe_histogram(h)
+            # h = ExactHistogram(obs.histogram_bins, symmetric=True); h.add(x)
+            # (with ignore_nonfinite: h.add(x[isfinite(x)]))
+
+        Histograms merge exactly, so one histogram of ``k`` batches with ``batches=k``
+        equals ``k`` calls.
+        """
+        self._require_profile("canonical", "observe_histogram")
+        batches = self._check_batches(batches)
+        check_histogram(hist, self._hist_bins(), True)
+        self._hist.merge(hist)
+        self._ingest(batches)
+
+    def observe_losses(self, batch_max: float, losses: Any, *, bound: float) -> None:
+        """paddleslim profile: fold in one batch's PaddleSlim search statistics.
+
+        * ``batch_max``: the batch's maximum as a Python float -- ``max |x|`` for MSE, the
+          *signed* ``max(x)`` for EMD (item 19) -- exact (any device), before PaddleSlim's
+          ``1e-8`` floor (applied here).
+        * ``losses``: the 35 per-candidate losses (float64 of the values Paddle computed in
+          the tensor's dtype) for the scales ``SEARCH_FACTORS[k] * batch_max'`` (Python
+          floats; ``batch_max'`` floored), in factor order; all NaN when ``batch_max`` is
+          not finite. Any exact reproduction qualifies: :func:`refquant.observers.search.
+          slim_search_losses` on the host, PaddleSlim's expressions with Paddle ops on a
+          device.
+        * ``bound``: the decision bound reported in ``extra['bound']`` (MSE:
+          :func:`~refquant.observers.search.decision_bound` ``(n, dtype)``; EMD: the absolute
+          :func:`~refquant.observers.search.emd_loss_bound`).
+
+        The running choice is :func:`~refquant.observers.search.slim_running_choice`,
+        carried from earlier batches. Equivalence, bit for bit::
+
+            obs.observe(x)  ==  obs.observe_losses(m, slim_search_losses(x, scales, qmax,
+                                                   loss), bound=b)
+
+        with ``m`` as above, ``scales = slim_candidates(m)``, ``qmax = 2**(bits-1) - 1``.
+        """
+        self._require_profile("paddleslim", "observe_losses")
+        arr = np.asarray(losses, dtype=np.float64).reshape(-1)
+        if arr.size != len(SEARCH_FACTORS):
+            raise ValueError(
+                f"losses must hold {len(SEARCH_FACTORS)} values (one per factor), got {arr.size}"
+            )
+        self._fold_losses(float(batch_max), arr.copy(), float(bound))
+        self._ingest(1)
+
+    def _state(self) -> dict[str, Any]:
+        """canonical: ``histogram`` (a copy of the :class:`ExactHistogram`); paddleslim:
+        ``carried`` loss, ``choice`` (Python float) and ``margin``."""
+        if self.profile == "canonical":
+            return {"histogram": self._hist.copy()}
+        return {"carried": self._carried, "choice": self._choice, "margin": self._margin}
 
     def _compute(self) -> QParams:
         if self.profile == "canonical":

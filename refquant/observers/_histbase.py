@@ -1,0 +1,164 @@
+"""Shared state of the histogram observers (:class:`HistObserver`, :class:`KLObserver`).
+
+Both keep the same statistics and differ only in the decision:
+
+* ``profile="canonical"``: an :class:`~refquant.histogram.ExactHistogram` (of ``|x|``
+  when symmetric, else of ``x``), order-free and exactly mergeable;
+* ``profile="paddleslim"``: PaddleSlim's ``BaseHistObserver`` state machine,
+  :class:`~refquant.histogram.SlimHistogram` (quirks 21-24).
+
+This module holds the constructor checks, ``reset``/``observe``/``merge`` and the public
+statistics ingestion (``observe_histogram``, ``observe_slim_batch``) once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_bits
+from ..histogram import ExactHistogram, SlimHistogram
+from .base import ObserverBase, Profile
+
+__all__: list[str] = []
+
+
+def check_histogram(hist: Any, bins: int, symmetric: bool) -> None:
+    """``TypeError``/``ValueError`` unless ``hist`` is an ExactHistogram of this shape."""
+    if not isinstance(hist, ExactHistogram):
+        raise TypeError(f"hist must be an ExactHistogram, got {type(hist).__name__}")
+    if (hist.bins, hist.symmetric) != (bins, symmetric):
+        raise ValueError(
+            f"hist must have bins={bins}, symmetric={symmetric}; got bins={hist.bins}, "
+            f"symmetric={hist.symmetric}"
+        )
+
+
+def check_bins_count(bins_count: Any, quant_bits: Any, profile: str) -> int:
+    """``bins_count`` as an int: an integer >= 1, and >= 2**(bits-1) for canonical."""
+    if isinstance(bins_count, bool) or not isinstance(bins_count, (int, np.integer)):
+        raise TypeError(f"bins_count must be an integer, got {bins_count!r}")
+    n = int(bins_count)
+    bits = check_bits(quant_bits, "quant_bits")
+    if n < 1:
+        raise ValueError(f"bins_count must be >= 1, got {n}")
+    if profile == "canonical" and n < 2 ** (bits - 1):
+        raise ValueError(
+            f"bins_count must be >= 2**(quant_bits-1) = {2 ** (bits - 1)}, got {n}"
+        )
+    return n
+
+
+class HistogramObserverBase(ObserverBase):
+    """Histogram statistics for both profiles; subclasses implement ``_compute``."""
+
+    #: the canonical histogram is of ``|x|`` (KL) or follows ``self.symmetric`` (Hist)
+    symmetric: bool = True
+
+    def __init__(
+        self,
+        quant_bits: int,
+        bins_count: int,
+        *,
+        profile: Profile = "canonical",
+        ignore_nonfinite: bool = False,
+    ) -> None:
+        self.bins_count = check_bins_count(bins_count, quant_bits, profile)
+        super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
+
+    def _reset(self) -> None:
+        self._exact = ExactHistogram(self.bins_count, symmetric=self.symmetric)
+        self._slim = SlimHistogram(self.bins_count)
+
+    def _observe(self, x: np.ndarray) -> None:
+        if self.profile == "paddleslim":
+            self._slim.forward(x)
+            return
+        if self.ignore_nonfinite:
+            x = x[np.isfinite(x)]
+        self._exact.add(x)
+
+    def _merge(self, other: ObserverBase) -> None:
+        assert isinstance(other, HistogramObserverBase)
+        self._exact.merge(other._exact)
+
+    def _state(self) -> dict[str, Any]:
+        """canonical: ``histogram`` (a copy of the :class:`ExactHistogram`); paddleslim:
+        ``hist`` (copy or None), ``hist_min``, ``hist_max`` of the :class:`SlimHistogram`."""
+        if self.profile == "canonical":
+            return {"histogram": self._exact.copy()}
+        st = self._slim
+        return {"hist": None if st.hist is None else st.hist.copy(), "hist_min": st.hist_min,
+                "hist_max": st.hist_max}
+
+    #: PaddleSlim's layer name, for the error of :meth:`_slim_histogram`
+    _slim_layer = "BaseHistObserver"
+
+    def _slim_histogram(self) -> tuple[np.ndarray, float, float]:
+        """``(hist, hist_min, hist_max)`` of the paddleslim state, or PaddleSlim's
+        ``AssertionError`` when it has no histogram (quirk 22)."""
+        st = self._slim
+        if st.hist is None:
+            raise AssertionError(
+                f"PaddleSlim {self._slim_layer} has no histogram: the first batch was "
+                "constant or had one element and no later non-constant batch came "
+                "(quirk 22); scales() raises AssertionError"
+            )
+        assert st.hist_min is not None and st.hist_max is not None
+        return st.hist, st.hist_min, st.hist_max
+
+    def _canonical_histogram(self) -> ExactHistogram:
+        """The canonical histogram; ``ValueError`` when every value was non-finite."""
+        if self._exact.total == 0:
+            raise ValueError(f"{type(self).__name__}.compute(): every observed value was "
+                             "non-finite")
+        return self._exact
+
+    # -- statistics ingestion -------------------------------------------------------------
+    def observe_histogram(self, hist: ExactHistogram, *, batches: int = 1) -> None:
+        """canonical profile: fold in an :class:`ExactHistogram` of the batch.
+
+        ``hist`` must have ``bins == bins_count`` and the observer's ``symmetric`` (a
+        histogram of ``|x|`` when symmetric, of ``x`` otherwise); its counts are exact
+        integers on the power-of-two grid, a pure function of the multiset of values
+        however they were counted (:meth:`ExactHistogram.add`, a device, or
+        :meth:`ExactHistogram.from_counts`). Merged exactly; ``hist`` is not modified.
+        An empty histogram counts a batch whose values were all dropped
+        (``ignore_nonfinite``). Equivalence, bit for bit::
+
+            obs.observe(x)  ==  obs.observe_histogram(h)
+            # h = ExactHistogram(obs.bins_count, symmetric=obs.symmetric); h.add(x)
+            # (with ignore_nonfinite: h.add(x[isfinite(x)]))
+
+        One histogram of ``k`` batches with ``batches=k`` equals ``k`` calls.
+        """
+        self._require_profile("canonical", "observe_histogram")
+        batches = self._check_batches(batches)
+        check_histogram(hist, self.bins_count, self.symmetric)
+        self._exact.merge(hist)
+        self._ingest(batches)
+
+    def observe_slim_batch(
+        self, batch_min: float, batch_max: float,
+        counts_on: Callable[[float, float, int], np.ndarray],
+    ) -> None:
+        """paddleslim profile: one PaddleSlim ``forward`` from the batch's statistics.
+
+        PaddleSlim's histogram is re-binned on a range that depends on the state and on
+        the batch (quirks 21-24), so the counts cannot be computed before the range is
+        known: the state machine (:meth:`SlimHistogram.forward_stats`) calls back
+        ``counts_on(lo, hi, bins)``, which must return, bit for bit,
+        ``np.histogram(x, bins=bins, range=(lo, hi))[0]`` (int64) for the batch ``x`` in
+        the tensor's dtype -- NumPy's float arithmetic on the edges included. ``batch_min``
+        and ``batch_max`` are ``float(min(x))`` and ``float(max(x))`` (exact).
+        Equivalence, bit for bit::
+
+            obs.observe(x)  ==  obs.observe_slim_batch(
+                float(x.min()), float(x.max()),
+                lambda lo, hi, bins: np.histogram(x, bins=bins, range=(lo, hi))[0])
+        """
+        self._require_profile("paddleslim", "observe_slim_batch")
+        self._slim.forward_stats(float(batch_min), float(batch_max), counts_on)
+        self._ingest(1)
