@@ -347,6 +347,15 @@ def kl_threshold(
     Definition (quirks 29-30 fixed):
 
     * ``n_used`` = index of the last non-zero bin + 1; ``T = 2**(bits-1) - 1`` target bins.
+    * Zero-bin levelling: when ``n_used > 1``, the search runs on a copy of the counts with
+      ``counts[0]`` replaced by ``counts[1]`` (NVIDIA pytorch-quantization / ModelOpt
+      ``_compute_amax_entropy`` do the same: ``bins[0] = bins[1]``). A spike of exact zeros
+      (post-ReLU activations) costs nothing on a symmetric int grid, which maps 0 to 0
+      exactly, but in the unmodified search it dominates ``KL`` once its target group is
+      wider than one bin and drags the threshold down to ~0.1-0.45 x abs-max (demo conv2:
+      0.49 instead of 3.39, 3.6 dB SQNR instead of 37.5 dB). The histogram state itself is
+      untouched, so mergeability is unaffected; without a spike the rule moves nothing
+      (measured on Laplace, t3, normal, uniform, log-normal and GELU data).
     * Candidates ``i = min(T, n_used) .. n_used`` (every clip point from ``T`` bins to no
       clipping). For each: the reference ``P = counts[:i]`` with the clipped mass
       ``sum(counts[i:])`` added to ``P[i-1]``; the candidate ``Q`` quantizes the *unclipped*
@@ -378,7 +387,9 @@ def kl_threshold(
     if nzi.size == 0:
         return 0.0, math.inf, 0
     n_used = int(nzi[-1]) + 1
-    c = c[:n_used].astype(np.int64)
+    c = c[:n_used].astype(np.int64)  # a copy: the caller's counts are never modified
+    if n_used > 1:
+        c[0] = c[1]  # zero-bin levelling (see above)
     total = int(c.sum())
     cand = np.arange(min(T, n_used), n_used + 1)
     cum = np.concatenate([[0], np.cumsum(c)])  # exact int64
