@@ -16,11 +16,8 @@ Run: ``python bench/observers_hist.py`` (needs paddle + paddleslim for items 1-3
 
 from __future__ import annotations
 
-import builtins
 import importlib
 import importlib.util
-import os
-import sys
 import time
 import tracemalloc
 import types
@@ -32,27 +29,14 @@ import numpy as np
 from refquant.histogram import ExactHistogram, SlimHistogram
 from refquant.observers.hist import HistObserver
 from refquant.observers.kl import KLObserver, kl_threshold, slim_kl_threshold
+from refquant.testing import import_paddleslim, paddleslim_hist_module
 
 
 def slim_module(name: str) -> types.ModuleType:
-    try:
-        mod = importlib.import_module(f"paddleslim.quant.observers.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != "pkg_resources":
-            raise
-        for key in [k for k in sys.modules if k == "paddleslim" or k.startswith("paddleslim.")]:
-            del sys.modules[key]
-        spec = importlib.util.find_spec("paddleslim")
-        assert spec is not None and spec.origin is not None
-        root = os.path.dirname(spec.origin)
-        for pkg, path in (("paddleslim", root), ("paddleslim.quant", os.path.join(root, "quant"))):
-            stub = types.ModuleType(pkg)
-            stub.__path__ = [path]
-            sys.modules[pkg] = stub
-        mod = importlib.import_module(f"paddleslim.quant.observers.{name}")
+    """``paddleslim.quant.observers.<name>``; ``hist`` with the NumPy 2 float-shim (item 25)."""
     if name == "hist":
-        mod.float = lambda v: builtins.float(np.asarray(v).reshape(()))  # type: ignore[attr-defined]
-    return mod
+        return paddleslim_hist_module()
+    return import_paddleslim(f"paddleslim.quant.observers.{name}")
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:

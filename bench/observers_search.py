@@ -16,10 +16,8 @@ identical scale; abs-max statistics within 3x of the bare reduction; peak memory
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import tracemalloc
-import types
 
 import numpy as np
 
@@ -32,15 +30,13 @@ from refquant.observers.channel_wise import (
 from refquant.observers.emd import EMDObserver
 from refquant.observers.groupwise import GroupWiseWeightObserver
 from refquant.observers.mse import MSEObserver
+from refquant.testing import import_paddleslim
 
 
 def _slim():
-    if "pkg_resources" not in sys.modules:
-        try:
-            import pkg_resources  # noqa: F401
-        except ImportError:  # setuptools >= 81 dropped it; paddleslim imports it
-            sys.modules["pkg_resources"] = types.ModuleType("pkg_resources")
     import paddle
+
+    import_paddleslim("paddleslim")
     from paddleslim.quant.observers.emd import EMDObserverLayer
     from paddleslim.quant.observers.mse import MSEObserverLayer
     from paddleslim.quant.observers.mse_weight import MSEChannelWiseWeightObserverLayer

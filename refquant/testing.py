@@ -29,6 +29,7 @@ constant-with-outlier) and ``batch_sequences`` (1-3 batches of one distribution)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -48,12 +49,67 @@ __all__ = [
     "distributions",
     "batch_sequences",
     "DISTRIBUTIONS",
+    "import_paddleslim",
+    "paddleslim_hist_module",
 ]
 
 DISTRIBUTIONS = ("normal", "uniform", "heavy", "relu", "bimodal", "constant_outlier")
 
 
 # ----------------------------------------------------------------------------- assertions
+
+
+def import_paddleslim(module: str = "paddleslim") -> ModuleType:
+    """Import PaddleSlim 2.6.0, or one of its modules (``"paddleslim.quant.observers.kl"``).
+
+    PaddleSlim's package ``__init__`` imports ``pkg_resources`` (``common/load_model.py``,
+    ``prune/__init__.py``), which setuptools >= 80 no longer ships; refquant's ``slim``
+    extra pins ``setuptools<80``. Where ``pkg_resources`` is missing anyway, the
+    quantization modules are imported without running PaddleSlim's package ``__init__``:
+    ``paddleslim`` and ``paddleslim.quant`` are registered as bare packages over the
+    installed directories (nothing on disk changes), which is all ``paddleslim.quant.*``
+    needs. Raises ``ImportError`` when PaddleSlim is not installed.
+    """
+    import importlib
+    import importlib.util
+    import os
+    import sys
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            if "pkg_resources" not in str(exc) and getattr(exc, "name", "") != "pkg_resources":
+                raise
+        for key in [k for k in sys.modules if k == "paddleslim" or k.startswith("paddleslim.")]:
+            del sys.modules[key]
+        spec = importlib.util.find_spec("paddleslim")
+        if spec is None or spec.origin is None:
+            raise ImportError("paddleslim is not installed")
+        root = os.path.dirname(spec.origin)
+        for name, path in (("paddleslim", root), ("paddleslim.quant", os.path.join(root, "quant"))):
+            package = ModuleType(name)
+            package.__path__ = [path]
+            sys.modules[name] = package
+        return importlib.import_module(module)
+
+
+def paddleslim_hist_module() -> ModuleType:
+    """``paddleslim.quant.observers.hist`` with its NumPy 2 crash worked around.
+
+    ``PercentHistObserverLayer`` computes ``float(v)`` of a 1-element array, which NumPy 2
+    refuses (paddleslim-quirks.md item 25: ``scales()`` always raises ``TypeError``). The
+    module's ``float`` is replaced by one that accepts a 1-element array, as NumPy 1.x did,
+    so the real observer can be compared with refquant's ``paddleslim`` profile. Only that
+    module's global name is patched; no file changes.
+    """
+    import builtins
+
+    mod = import_paddleslim("paddleslim.quant.observers.hist")
+    mod.float = lambda v: builtins.float(np.asarray(v).reshape(()))  # type: ignore[attr-defined]
+    return mod
 
 
 def _inputs_at(inputs: Mapping[str, Any] | None, shape: tuple[int, ...],

@@ -3,22 +3,18 @@ properties (order and shard independence, bit for bit), independent formulations
 input.
 
 The real PaddleSlim observer layers are driven directly (``forward(paddle.to_tensor(x))``,
-``scales()``, ``zero_points()``). ``import paddleslim`` needs ``pkg_resources``, which the
-installed setuptools no longer ships; :func:`slim_module` then imports the observer modules
-with stub parent packages (the installed files are untouched). For Hist, ``float`` in
-paddleslim's hist module is patched to accept 1-element arrays (the "float-shim",
-paddleslim-quirks.md item 25), so the real observer runs on NumPy 2.
+``scales()``, ``zero_points()``), imported with :func:`refquant.testing.import_paddleslim`.
+For Hist, ``float`` in paddleslim's hist module is patched to accept 1-element arrays (the
+"float-shim", paddleslim-quirks.md item 25, :func:`refquant.testing.paddleslim_hist_module`),
+so the real observer runs on NumPy 2.
 """
 
 from __future__ import annotations
 
-import builtins
 import importlib
 import importlib.util
 import math
-import os
 import runpy
-import sys
 import types
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +27,7 @@ from hypothesis import strategies as st
 from refquant.histogram import ExactHistogram, SlimHistogram
 from refquant.observers.hist import HistObserver, percentile_range, percentile_threshold
 from refquant.observers.kl import KLObserver, kl_threshold, slim_kl_divergences, slim_kl_threshold
+from refquant.testing import import_paddleslim, paddleslim_hist_module
 
 HAVE_SLIM = importlib.util.find_spec("paddleslim") is not None and (
     importlib.util.find_spec("paddle") is not None
@@ -41,26 +38,10 @@ SLOW = settings(max_examples=60, deadline=None, derandomize=True)
 
 
 def slim_module(name: str) -> types.ModuleType:
-    """``paddleslim.quant.observers.<name>``, stubbing parent packages if pkg_resources is
-    missing; ``hist`` gets the float-shim."""
-    try:
-        mod = importlib.import_module(f"paddleslim.quant.observers.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != "pkg_resources":
-            raise
-        for key in [k for k in sys.modules if k == "paddleslim" or k.startswith("paddleslim.")]:
-            del sys.modules[key]
-        spec = importlib.util.find_spec("paddleslim")
-        assert spec is not None and spec.origin is not None
-        root = os.path.dirname(spec.origin)
-        for pkg, path in (("paddleslim", root), ("paddleslim.quant", os.path.join(root, "quant"))):
-            stub = types.ModuleType(pkg)
-            stub.__path__ = [path]
-            sys.modules[pkg] = stub
-        mod = importlib.import_module(f"paddleslim.quant.observers.{name}")
+    """``paddleslim.quant.observers.<name>``; ``hist`` with the NumPy 2 float-shim (item 25)."""
     if name == "hist":
-        mod.float = lambda v: builtins.float(np.asarray(v).reshape(()))  # type: ignore[attr-defined]
-    return mod
+        return paddleslim_hist_module()
+    return import_paddleslim(f"paddleslim.quant.observers.{name}")
 
 
 # -- data ---------------------------------------------------------------------------------

@@ -11,9 +11,6 @@ when the reported decision margin is below the stated error bound:
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -28,14 +25,11 @@ from refquant.observers.channel_wise import (
 from refquant.observers.emd import EMDObserver
 from refquant.observers.groupwise import GroupWiseWeightObserver
 from refquant.observers.mse import MSEObserver
+from refquant.testing import import_paddleslim
 
 paddle = pytest.importorskip("paddle")
-if "pkg_resources" not in sys.modules:  # paddleslim imports it; setuptools >= 81 dropped it
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
-        sys.modules["pkg_resources"] = types.ModuleType("pkg_resources")
-obs_mod = pytest.importorskip("paddleslim.quant.observers")
+pytest.importorskip("paddleslim")
+obs_mod = import_paddleslim("paddleslim.quant.observers")
 from paddleslim.quant.observers.abs_max import AbsmaxObserverLayer  # noqa: E402
 from paddleslim.quant.observers.abs_max_weight import (  # noqa: E402
     AbsMaxChannelWiseWeightObserverLayer,

@@ -464,7 +464,7 @@ def test_quirk_check(quirk):
 def test_quirk_real(quirk):
     pytest.importorskip("paddle")
     try:
-        _REGISTRY["_slim"]()  # stubs pkg_resources, which PaddleSlim imports but never uses here
+        _REGISTRY["_slim"]()  # imports PaddleSlim (refquant.testing.import_paddleslim)
     except ImportError as exc:
         pytest.skip(f"paddleslim not importable: {exc}")
     real = quirk["real"]()

@@ -19,7 +19,6 @@ compared bit for bit.
 from __future__ import annotations
 
 import contextlib
-import sys
 import types
 import warnings
 
@@ -34,6 +33,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 import refquant.quanters as rq  # noqa: E402
 from refquant.quanters import _common  # noqa: E402
+from refquant.testing import import_paddleslim  # noqa: E402
 
 F32 = np.float32
 WEIGHT_STEP_ULPS = 8  # per-channel, >= 8 std lanes only; measured max 4 (AMD EPYC, 300 steps)
@@ -41,12 +41,9 @@ SETTINGS = dict(max_examples=10, deadline=None, derandomize=True, database=None)
 
 
 def _slim():
-    """``paddleslim.quant.quanters``; PaddleSlim imports ``pkg_resources`` (gone from
-    setuptools >= 81) at import time without using it on this path, so stub it if absent."""
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
-        sys.modules.setdefault("pkg_resources", types.ModuleType("pkg_resources"))
+    """``paddleslim.quant.quanters`` and the modules the tests drive (skipped without it)."""
+    pytest.importorskip("paddleslim")
+    import_paddleslim("paddleslim")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         slim = pytest.importorskip("paddleslim.quant.quanters")

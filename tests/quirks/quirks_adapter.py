@@ -203,16 +203,9 @@ def _q59a(profile: str) -> str:
 
 
 def _slim_observers() -> Any:
-    import sys
-    import types
+    from refquant.testing import import_paddleslim
 
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:  # PaddleSlim imports it; setuptools >= 81 lacks it
-        sys.modules.setdefault("pkg_resources", types.ModuleType("pkg_resources"))
-    import paddleslim.quant.observers as slim
-
-    return slim
+    return import_paddleslim("paddleslim.quant.observers")
 
 
 def _q59a_real() -> str:

@@ -8,11 +8,6 @@ alone; paddle/paddleslim are imported only inside the ``real`` callables.
 
 from __future__ import annotations
 
-import builtins
-import importlib
-import importlib.util
-import os
-import sys
 import types
 from typing import Any
 
@@ -21,30 +16,15 @@ import numpy as np
 from refquant.histogram import ExactHistogram, SlimHistogram
 from refquant.observers.hist import HistObserver
 from refquant.observers.kl import KLObserver, kl_threshold, slim_kl_threshold
+from refquant.testing import import_paddleslim, paddleslim_hist_module
 
 
 # -- helpers ------------------------------------------------------------------------------
 def _slim(name: str) -> types.ModuleType:
-    """Real ``paddleslim.quant.observers.<name>`` (stub parents when pkg_resources is gone;
-    float-shim for ``hist``)."""
-    try:
-        mod = importlib.import_module(f"paddleslim.quant.observers.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != "pkg_resources":
-            raise
-        for key in [k for k in sys.modules if k == "paddleslim" or k.startswith("paddleslim.")]:
-            del sys.modules[key]
-        spec = importlib.util.find_spec("paddleslim")
-        assert spec is not None and spec.origin is not None
-        root = os.path.dirname(spec.origin)
-        for pkg, path in (("paddleslim", root), ("paddleslim.quant", os.path.join(root, "quant"))):
-            stub = types.ModuleType(pkg)
-            stub.__path__ = [path]
-            sys.modules[pkg] = stub
-        mod = importlib.import_module(f"paddleslim.quant.observers.{name}")
+    """``paddleslim.quant.observers.<name>``; ``hist`` with the NumPy 2 float-shim (item 25)."""
     if name == "hist":
-        mod.float = lambda v: builtins.float(np.asarray(v).reshape(()))  # type: ignore[attr-defined]
-    return mod
+        return paddleslim_hist_module()
+    return import_paddleslim(f"paddleslim.quant.observers.{name}")
 
 
 def _real_layer(name: str, cls: str, batches: list[np.ndarray], **kw: Any) -> Any:

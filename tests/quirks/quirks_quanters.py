@@ -11,7 +11,6 @@ Importable with NumPy + refquant alone: paddle / paddleslim are imported inside 
 from __future__ import annotations
 
 import contextlib
-import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -55,13 +54,9 @@ def _paddle() -> Any:
 
 
 def _slim() -> Any:
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:  # PaddleSlim imports it at import time; setuptools >= 81 lacks it
-        sys.modules.setdefault("pkg_resources", types.ModuleType("pkg_resources"))
-    import paddleslim.quant.quanters as slim
+    from refquant.testing import import_paddleslim
 
-    return slim
+    return import_paddleslim("paddleslim.quant.quanters")
 
 
 def _ma_factory() -> Any:

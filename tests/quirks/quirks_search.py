@@ -9,7 +9,6 @@ paddleslim-quirks.md where it states them for the same input).
 from __future__ import annotations
 
 import math
-import sys
 import types
 
 import numpy as np
@@ -27,19 +26,17 @@ from refquant.observers.groupwise import GroupWiseWeightObserver
 from refquant.observers.mse import MSEObserver
 from refquant.observers.search import CANONICAL_FACTORS
 from refquant.qparams import asymmetric_qparams, integer_range, symmetric_qparams
+from refquant.testing import import_paddleslim
 
 F32 = np.float32
 
 
 # -- helpers -----------------------------------------------------------------------------
 def _slim():
-    """Import paddleslim's observer modules (stubbing pkg_resources, gone from setuptools 81+)."""
-    if "pkg_resources" not in sys.modules:
-        try:
-            import pkg_resources  # noqa: F401
-        except ImportError:
-            sys.modules["pkg_resources"] = types.ModuleType("pkg_resources")
+    """Import paddleslim's observer modules (see refquant.testing.import_paddleslim)."""
     import paddle
+
+    import_paddleslim("paddleslim")
     import paddleslim.quant.observers.abs_max as am
     import paddleslim.quant.observers.abs_max_weight as amw
     import paddleslim.quant.observers.avg as avg

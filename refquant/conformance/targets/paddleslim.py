@@ -10,8 +10,6 @@ execute. Paddle and PaddleSlim are imported only when the target is loaded.
 from __future__ import annotations
 
 import contextlib
-import sys
-import types
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -31,27 +29,10 @@ _QUANTERS = ("FakeQuanterWithAbsMaxObserver", "FakeQuanterChannelWiseAbsMaxObser
 
 
 def _import_paddleslim() -> Any:
-    """Import ``paddleslim.quant.observers``.
+    """``paddleslim.quant.observers`` (see :func:`refquant.testing.import_paddleslim`)."""
+    from ...testing import import_paddleslim
 
-    PaddleSlim 2.6.0 imports ``pkg_resources`` at package import (``common/load_model.py``)
-    and uses it only to check for onnx when exporting; setuptools >= 81 no longer ships
-    it. When it is missing, a stand-in module whose ``require`` raises is registered for
-    that import only (nothing else in this target uses it).
-    """
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType("pkg_resources")
-
-        def require(*args: Any, **kwargs: Any) -> None:
-            raise ImportError("pkg_resources is not installed (refquant conformance stand-in)")
-
-        stub.require = require  # type: ignore[attr-defined]
-        sys.modules["pkg_resources"] = stub
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import paddleslim.quant.observers as obs
-    return obs
+    return import_paddleslim("paddleslim.quant.observers")
 
 
 class PaddleSlimTarget(Target):
@@ -77,7 +58,10 @@ class PaddleSlimTarget(Target):
     def _quanter_factory(self, name: str, params: dict[str, Any]) -> Any:
         self._observers()  # imports paddleslim (or raises Unsupported)
         from paddle.quantization.quanters import FakeQuanterWithAbsMaxObserver
-        from paddleslim.quant import quanters as sq
+
+        from ...testing import import_paddleslim
+
+        sq = import_paddleslim("paddleslim.quant.quanters")
 
         kw = dict(params)
         inner = kw.pop("inner", None)
