@@ -15,10 +15,15 @@ only the forward passes are timed. Prints seconds and the ratio PaddleSlim / ada
 (> 1: the adapter is faster). Targets (DESIGN.md): >= 3x for MSE and EMD, no slower for the
 others.
 
+On a CPU place the adapter computes its statistics with NumPy on the tensors' memory (CPU
+dispatch, docs/adapter.md); ``--device-ops`` forces its Paddle-op branch instead (the branch
+a GPU takes), to time that branch on the same machine.
+
 Usage::
 
     python bench/ptq_mobilenet.py                       # every observer, CPU or GPU
     python bench/ptq_mobilenet.py --observers MSEObserver EMDObserver --device cpu
+    python bench/ptq_mobilenet.py --device-ops          # the adapter's Paddle-op branch
 """
 
 from __future__ import annotations
@@ -114,8 +119,15 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="e.g. cpu or gpu:0 (default: Paddle's)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="best of N for observers whose PaddleSlim run takes < 2 s")
+    parser.add_argument("--device-ops", action="store_true",
+                        help="force the adapter's Paddle-op statistics on CPU tensors too")
     args = parser.parse_args()
-    print(f"device: {args.device or paddle.device.get_device()}")
+    if args.device_ops:
+        from refquant.adapters.paddle import _device
+
+        _device.FORCE_DEVICE_OPS = True
+    print(f"device: {args.device or paddle.device.get_device()}"
+          + (" (adapter: Paddle-op branch forced)" if args.device_ops else ""))
     rows = run(args.observers, args.batches, args.device, args.repeats)
     print()
     print(f"{'observer':<16} {'paddleslim s':>12} {'canonical s':>12} {'ratio':>7} "

@@ -6,11 +6,19 @@ kernels running where the tensor lives (CPU or GPU). Nothing copies the full ten
 host. The results are exactly what the NumPy reference computes from the same values,
 because each statistic is exact: maxima and minima are exact, and histogram bin indices
 are exact integer computations (see :func:`exact_histogram_counts`).
+
+CPU dispatch: on a CPU place the tensor's memory *is* host memory. :func:`host_view` returns
+a read-only NumPy array on that memory (DLPack, no copy), and the observer layers then run
+refquant's own NumPy statistics on it instead of Paddle ops (several Paddle kernel launches
+and a blocking read-back per batch, against one NumPy pass). GPU tensors, and every tensor
+while :data:`FORCE_DEVICE_OPS` is true, take the Paddle-op functions below. Both paths give
+the same statistics (``tests/test_adapter_fastpath.py``).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -19,6 +27,8 @@ import paddle
 from refquant.histogram import E_MIN, ExactHistogram, grid_exponent
 
 __all__ = [
+    "FORCE_DEVICE_OPS",
+    "host_view",
     "as_float_tensor",
     "check_finite",
     "min_max",
@@ -33,6 +43,31 @@ __all__ = [
 
 _FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
+#: Force the Paddle-op statistics for CPU tensors too (``host_view`` then returns ``None``).
+#: For tests and ``bench/gpu_check.py`` only, which compare the two paths; initialised from
+#: the environment variable ``REFQUANT_PADDLE_DEVICE_OPS`` (any value but ``""``/``"0"``)
+#: and read at every call, so it may be changed at run time.
+FORCE_DEVICE_OPS: bool = os.environ.get("REFQUANT_PADDLE_DEVICE_OPS", "") not in ("", "0")
+
+
+def host_view(x: paddle.Tensor) -> np.ndarray | None:
+    """A read-only NumPy view of a CPU tensor's memory, or ``None``.
+
+    ``None`` for a tensor on any other place (its statistics are computed there with Paddle
+    ops), while :data:`FORCE_DEVICE_OPS` is set, or when the tensor cannot be exported
+    through DLPack. The array shares the tensor's memory (``np.from_dlpack``: no copy, the
+    tensor stays alive as long as the array), so it must only be read: it is marked
+    read-only. A tensor that requires gradients is viewed through ``detach()`` (same memory).
+    """
+    if FORCE_DEVICE_OPS or not x.place.is_cpu_place():
+        return None
+    try:
+        arr = np.from_dlpack(x if x.stop_gradient else x.detach())
+    except (BufferError, RuntimeError, TypeError, ValueError):  # pragma: no cover - exotic
+        return None
+    arr.flags.writeable = False
+    return arr
+
 
 def _dtype_name(t: paddle.Tensor) -> str:
     return str(t.dtype).replace("paddle.", "")
@@ -45,7 +80,7 @@ def as_float_tensor(x: Any, name: str = "x") -> paddle.Tensor:
     dt = _dtype_name(x)
     if dt not in _FLOAT_DTYPES:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {dt}")
-    if x.size == 0:
+    if 0 in x.shape:  # (x.size is a much slower property)
         raise ValueError(f"{name} must not be empty, got shape {list(x.shape)}")
     if dt in ("float16", "bfloat16"):
         return x.astype("float32")

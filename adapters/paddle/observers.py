@@ -58,6 +58,19 @@ with PaddleSlim's own expressions (``clip(round(x / s * qmax), -qmax - 1, qmax) 
 the 35 losses are Paddle's own bits on that device; they come back in one transfer and the
 running decision is the reference's ``slim_running_choice``.
 
+CPU dispatch: a tensor on a CPU place is read in place as a NumPy array
+(:func:`._device.host_view`, DLPack, no copy) and the statistics in the table are computed
+by refquant's NumPy code instead of Paddle ops: abs-max and per-sample maxima with
+``np.abs(...).max``, the canonical histograms with ``ExactHistogram.add``, the paddleslim
+MSE/EMD losses, the paddleslim Hist/KL and the channel-wise MSE by the reference's own
+``observe`` (no copy either). The statistics are the same on both branches (exact; the
+paddleslim AVG mean is :func:`refquant.kernels.slim.paddle_mean`, Paddle's CPU ``mean`` bit
+for bit), except the paddleslim MSE/EMD losses, which are refquant's reproduction of
+Paddle's float32 losses instead of Paddle's own bits (same decision unless the reported
+margin is inside the bound). ``_device.FORCE_DEVICE_OPS`` (environment variable
+``REFQUANT_PADDLE_DEVICE_OPS=1``) forces the Paddle-op branch, for the tests that compare
+the two (``tests/test_adapter_fastpath.py``).
+
 Channel-wise observers take ``axis=None``: inferred from the layer they are built for
 (:func:`refquant.adapters.paddle.layers.weight_axis`).
 """
@@ -73,6 +86,7 @@ from paddle.quantization.base_observer import BaseObserver
 from paddle.quantization.factory import ObserverFactory
 
 from refquant.histogram import ExactHistogram
+from refquant.kernels.slim import LaneSum
 from refquant.observers.absmax import AbsmaxObserver as _RefAbsmax
 from refquant.observers.absmax import abs_max
 from refquant.observers.avg import AVGObserver as _RefAVG
@@ -155,7 +169,8 @@ class RefquantObserverLayer(BaseObserver):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         with paddle.no_grad():
             self._observe(dev.as_float_tensor(x, f"input of {self._target}"))
-        self._qp = None
+        if self._qp is not None:  # (paddle's Layer.__setattr__ is slow: only when needed)
+            self._qp = None
         return x
 
     def cal_thresholds(self) -> None:
@@ -264,8 +279,13 @@ class RefquantObserverLayer(BaseObserver):
         raise NotImplementedError
 
     def _host_observe(self, x: paddle.Tensor) -> None:
-        """Fallback: hand the values themselves to the reference observer (host copy)."""
-        self._ref.observe(x.numpy())
+        """Hand the values themselves to the reference observer.
+
+        A CPU tensor is read in place (:func:`._device.host_view`); any other is copied to
+        the host (the fallbacks listed in the module docstring).
+        """
+        v = dev.host_view(x)
+        self._ref.observe(x.numpy() if v is None else v)
 
     def _finite(self, x: paddle.Tensor) -> paddle.Tensor | None:
         """``x`` when finite; its finite values with ``ignore_nonfinite``; else raise."""
@@ -286,8 +306,22 @@ class RefquantObserverLayer(BaseObserver):
 
 def _hist_observe(obs: RefquantObserverLayer, x: paddle.Tensor, bins: int,
                   symmetric: bool) -> None:
-    """Canonical histogram observers: device counts into ``observe_histogram``."""
+    """Canonical histogram observers: device counts into ``observe_histogram``.
+
+    CPU tensors are counted by :meth:`ExactHistogram.add` on the tensor's memory (the same
+    exact counts on the same grid: both are a function of the multiset of values).
+    """
     ref = obs.reference
+    v = dev.host_view(x)
+    if v is not None:
+        if not _view_finite(v):
+            obs._nonfinite(x)
+            v = v[np.isfinite(v)]
+        h = ExactHistogram(bins, symmetric=symmetric)
+        if v.size:  # every value dropped: an empty histogram still counts the batch
+            h.add(v)
+        ref.observe_histogram(h)
+        return
     lo, hi, finite = dev.min_max_finite(x)
     lo_hi: tuple[float, float] | None = (lo, hi)
     if not finite:
@@ -298,6 +332,11 @@ def _hist_observe(obs: RefquantObserverLayer, x: paddle.Tensor, bins: int,
             ref.observe_histogram(ExactHistogram(bins, symmetric=symmetric))
             return
     ref.observe_histogram(dev.exact_histogram_of(x, bins, symmetric, lo_hi))
+
+
+def _view_finite(v: np.ndarray) -> bool:
+    """All of ``v`` finite: NumPy's min and max propagate NaN, and an Inf is an extreme."""
+    return bool(np.isfinite(v.min()) and np.isfinite(v.max()))
 
 
 # ---------------------------------------------------------------------------------------
@@ -311,6 +350,10 @@ def _probe_error(target: str, k: int) -> ValueError:
     )
 
 
+#: the probe of a batch whose statistic is its own finiteness probe (host path)
+_NO_PROBE = np.zeros(1, np.float32)
+
+
 def _probes_ok(extremes: np.ndarray, probes: np.ndarray) -> bool:
     """Finiteness from per-batch abs-max values and float32 sums read back from the device.
 
@@ -321,18 +364,43 @@ def _probes_ok(extremes: np.ndarray, probes: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(extremes)) and not np.any(np.isnan(probes)))
 
 
+_Pending = tuple[Any, Any]  # (statistic, probe): both paddle.Tensor or both np.ndarray
+
+
+def _pending_on_host(pending: list[_Pending]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-batch ``(statistics, probes)`` concatenated in batch order, as host arrays.
+
+    Entries left on a device come back in one transfer; entries computed on the host
+    (CPU tensors, :func:`._device.host_view`) are already NumPy arrays.
+    """
+    on_dev = [t for pair in pending for t in pair if isinstance(t, paddle.Tensor)]
+    back = iter(())
+    if on_dev:
+        flat = paddle.concat([t.reshape([-1]) for t in on_dev]).numpy()
+        sizes = [math.prod(t.shape) for t in on_dev]
+        back = iter(np.split(flat, np.cumsum(sizes)[:-1]))
+    stats, probes = [], []
+    for m, p in pending:
+        if isinstance(m, paddle.Tensor):
+            m, p = next(back), next(back)
+        stats.append(np.reshape(m, -1))
+        probes.append(np.reshape(p, -1))
+    return np.concatenate(stats), np.concatenate(probes)
+
+
 class _DeferredLayer(RefquantObserverLayer):
-    """A layer that keeps per-batch device results (a statistic and a float32 sum probe)
-    in ``_pending`` and hands them to the reference in ``_flush``."""
+    """A layer that keeps per-batch results (a statistic and a float32 sum probe) in
+    ``_pending`` and hands them to the reference in ``_flush``: Paddle tensors left on the
+    device, or NumPy arrays already computed on the host for CPU tensors."""
 
     def __init__(self, layer: Any = None, quant_bits: int = 8, **kwargs: Any) -> None:
         super().__init__(layer, quant_bits, **kwargs)
-        self._pending: list[tuple[paddle.Tensor, paddle.Tensor]] = []
+        self._pending: list[_Pending] = []
 
     def _discard_pending(self) -> None:
         self._pending = []
 
-    def _take_pending(self) -> list[tuple[paddle.Tensor, paddle.Tensor]]:
+    def _take_pending(self) -> list[_Pending]:
         pending, self._pending = self._pending, []
         return pending
 
@@ -352,6 +420,13 @@ class AbsmaxObserverLayer(_DeferredLayer):
 
     def _observe(self, x: paddle.Tensor) -> None:
         if x.dtype == paddle.float32 and not self._ref.ignore_nonfinite:
+            v = dev.host_view(x)
+            if v is not None:
+                # CPU: max |x| on the tensor's memory; NumPy's max propagates NaN, so the
+                # value is its own finiteness probe
+                m = np.abs(v).max()
+                self._pending.append((m, m))
+                return
             self._pending.append((paddle.max(paddle.abs(x)), paddle.sum(x)))
             return
         self._flush()
@@ -368,11 +443,40 @@ class AbsmaxObserverLayer(_DeferredLayer):
         pending = self._take_pending()
         if not pending:
             return
-        vals = paddle.stack([v for pair in pending for v in pair]).numpy().reshape(-1, 2)
-        if not _probes_ok(vals[:, 0], vals[:, 1]):
+        extremes, probes = _pending_on_host(pending)
+        if not _probes_ok(extremes, probes):
             raise _probe_error(self._target, len(pending))
         # abs-max is a maximum: the pending batches fold as one statistic
-        self._ref.observe_abs_max(vals[:, 0].max(), batches=len(pending))
+        self._ref.observe_abs_max(extremes.max(), batches=len(pending))
+
+
+#: marks a host AVG entry (paddleslim profile) whose per-batch mean is still to be taken
+_MEAN_DUE = np.zeros(1, np.float32)
+
+
+def _slim_means(pending: list[_Pending]) -> list[_Pending]:
+    """Replace the host entries marked ``_MEAN_DUE`` by PaddleSlim's per-batch mean.
+
+    The mean of each batch's maxima is :func:`refquant.kernels.slim.paddle_mean` (Paddle's
+    CPU ``mean``, bit for bit), evaluated for all batches with the same sample count at
+    once: :class:`refquant.kernels.slim.LaneSum` with one independent lane sum per batch
+    is the same computation row by row. Order and device entries are kept.
+    """
+    due: dict[int, list[int]] = {}
+    for i, (m, p) in enumerate(pending):
+        if p is _MEAN_DUE:
+            due.setdefault(int(m.shape[0]), []).append(i)
+    if not due:
+        return pending
+    out = list(pending)
+    for idx in due.values():
+        rows = np.stack([pending[i][0] for i in idx])
+        acc = LaneSum(rows.dtype, (len(idx),))
+        acc.add(rows)
+        means = acc.mean()
+        for i, mean in zip(idx, means, strict=True):
+            out[i] = (np.asarray(mean, rows.dtype).reshape(1), _NO_PROBE)
+    return out
 
 
 class AVGObserverLayer(_DeferredLayer):
@@ -383,7 +487,10 @@ class AVGObserverLayer(_DeferredLayer):
     reference all at once (``canonical``: its state is an exact, order-free sum). For
     ``paddleslim`` each batch leaves ``paddle.mean`` of its maxima instead -- PaddleSlim's
     per-batch statistic, computed by Paddle on this device -- which is appended, in order,
-    to the reference's list of per-batch means.
+    to the reference's list of per-batch means. CPU tensors: the maxima are computed with
+    NumPy on the tensor's memory (exact), and the paddleslim means with
+    :func:`refquant.kernels.slim.paddle_mean`'s lane model (Paddle's CPU ``mean``, bit for
+    bit), for all pending batches at once when the parameters are needed.
     """
 
     _ref_cls = _RefAVG
@@ -405,6 +512,15 @@ class AVGObserverLayer(_DeferredLayer):
                 return
             self._ref.observe_sample_abs_max(host_maxima)
             return
+        v = dev.host_view(x)
+        if v is not None:
+            # NumPy's max propagates NaN and an Inf is a maximum: the maxima are their own
+            # finiteness probe
+            hmax = np.abs(v.reshape(v.shape[0], -1)).max(axis=1)
+            # paddleslim: the batch's mean is taken in _flush (_slim_means), batched
+            self._pending.append((hmax, _MEAN_DUE if self._ref.profile == "paddleslim"
+                                  else _NO_PROBE))
+            return
         flat = x.reshape([x.shape[0], -1])
         maxima = paddle.max(paddle.abs(flat), axis=1)
         if self._ref.profile == "paddleslim":
@@ -414,14 +530,10 @@ class AVGObserverLayer(_DeferredLayer):
         self._pending.append((maxima, paddle.sum(flat)))
 
     def _flush(self) -> None:
-        pending = self._take_pending()
+        pending = _slim_means(self._take_pending())
         if not pending:
             return
-        sizes = [int(m.shape[0]) for m, _ in pending]
-        both = paddle.concat([m for m, _ in pending]
-                             + [p.reshape([1]) for _, p in pending]).numpy()
-        total = sum(sizes)
-        maxima, probes = both[:total], both[total:]
+        maxima, probes = _pending_on_host(pending)
         if not _probes_ok(maxima, probes):
             raise _probe_error(self._target, len(pending))
         if self._ref.profile == "canonical":
@@ -438,6 +550,14 @@ class _SearchLayer(RefquantObserverLayer):
     def _observe(self, x: paddle.Tensor) -> None:
         if self._ref.profile == "canonical":
             _hist_observe(self, x, self._ref.histogram_bins, True)
+            return
+        v = dev.host_view(x)
+        if v is not None:
+            # CPU: the reference's own NumPy losses on the tensor's memory
+            # (refquant.observers.search.slim_search_losses and the reference's bound)
+            if not _view_finite(v):
+                self._nonfinite(x)
+            self._ref.observe(v)
             return
         fx = self._finite(x)
         if fx is None:
@@ -546,11 +666,23 @@ class AbsMaxChannelWiseWeightObserverLayer(RefquantObserverLayer):
     _channel_wise = True
 
     def _observe(self, x: paddle.Tensor) -> None:
+        ax = self._axis if self._axis is not None and self._axis >= 0 else None
+        v = dev.host_view(x) if ax is not None and ax < x.ndim else None
+        if v is not None:
+            # CPU: per-channel max |x| with NumPy on the tensor's memory; NaN propagates
+            # through the maximum and an Inf is one, so m is its own finiteness probe
+            other = tuple(d for d in range(v.ndim) if d != ax)
+            m = np.abs(v).max(axis=other) if other else np.abs(v)
+            if not np.isfinite(m).all():
+                self._nonfinite(x)
+                self._host_observe(x)
+                return
+            self._ref.observe_channel_abs_max(m, tuple(v.shape))
+            return
         fx = self._finite(x)
         if fx is None:
             self._host_observe(x)
             return
-        ax = self._axis if self._axis is not None and self._axis >= 0 else None
         if ax is None or ax >= fx.ndim:
             raise ValueError(f"axis {self._axis} is invalid for the weight of {self._target} "
                              f"with shape {list(fx.shape)}")
