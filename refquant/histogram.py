@@ -441,8 +441,19 @@ class SlimHistogram:
     def forward(self, x: np.ndarray) -> None:
         """Fold one batch (an array in the tensor's dtype) into the state."""
         lo, hi = self._min_max(x)
-        self.forward_stats(lo, hi, lambda a, b, bins: np.histogram(x, range=(a, b),
-                                                                   bins=bins)[0])
+
+        def counts_on(a: float, b: float, bins: int) -> np.ndarray:
+            try:
+                return np.histogram(x, range=(a, b), bins=bins)[0]
+            except (IndexError, ValueError) as exc:
+                # a non-finite range, or one whose width overflows: PaddleSlim fails the same
+                raise type(exc)(
+                    f"PaddleSlim's histogram cannot bin x on [{a!r}, {b!r}]: np.histogram "
+                    f"raises {type(exc).__name__} ({exc}); PaddleSlim 2.6.0 raises the same "
+                    "error"
+                ) from exc
+
+        self.forward_stats(lo, hi, counts_on)
 
     def forward_stats(
         self, batch_min: float, batch_max: float,
@@ -464,6 +475,19 @@ class SlimHistogram:
         reproduce that arithmetic for the range it is given; it cannot run ahead of the
         state.
         """
+        bmin, bmax = float(batch_min), float(batch_max)
+        if self.hist_min is not None and not (math.isfinite(bmin) and math.isfinite(bmax)):
+            # a later batch with non-finite extremes breaks the range-growing arithmetic
+            # (int(ceil(...)) of NaN / inf); raise what PaddleSlim 2.6.0 raises, clearly.
+            # (A first batch with NaN extremes leaves no histogram, quirk 22; +-inf ones fail
+            # inside np.histogram as in PaddleSlim.)
+            kind, exc_type = ("NaN", ValueError) if math.isnan(bmin + bmax) else (
+                "infinite", OverflowError)
+            raise exc_type(
+                f"PaddleSlim's histogram cannot grow its range to a batch with {kind} extremes "
+                f"(min {bmin!r}, max {bmax!r}): PaddleSlim 2.6.0 raises {exc_type.__name__} "
+                "here (int(ceil(...)) of a non-finite value)"
+            )
         if self.hist_min is None or self.hist_max is None:
             self.hist_min, self.hist_max = float(batch_min), float(batch_max)
             if self.hist_max > self.hist_min:
@@ -531,6 +555,13 @@ class SlimHistogram:
         """
         bins, up = self.bins, self.upsample
         assert old is not None
+        if bins * down > np.iinfo(np.intp).max:
+            # PaddleSlim asks NumPy for bins * down slots, which NumPy refuses
+            raise ValueError(
+                f"Maximum allowed dimension exceeded: PaddleSlim's histogram merge would "
+                f"allocate {bins} * {down} slots (the range grew by a factor of about "
+                f"{down / up:.3g}); PaddleSlim 2.6.0 raises this ValueError from np.zeros"
+            )
         if start < 0 or start + bins * up > bins * down:
             # numpy refuses to broadcast the repeated histogram into the shorter slice
             raise ValueError(

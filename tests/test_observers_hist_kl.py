@@ -544,3 +544,44 @@ def test_quirk_real_agrees(quirk):
         assert np.asarray(real).dtype == np.asarray(ours).dtype
     else:
         assert real == ours
+
+
+_GOOD = [[0.25, -1.5, 2.0], [1.0, 0.5, -3.0]]
+_FAILING_SEQUENCES = {
+    "later_nan": [_GOOD, [[1.0, np.nan, -2.0]]],
+    "later_inf": [_GOOD, [[1.0, np.inf, -2.0]]],
+    "later_neg_inf": [_GOOD, [[-np.inf, 1.0]]],
+    "first_inf": [[[1.0, np.inf, -2.0]]],
+    "overflowing_range": [[3e38, -3e38, 1.0]],
+    "huge_growth": [_GOOD, [1.5e38, -1.5e38, 1.0]],
+    "first_nan": [[[1.0, np.nan, -2.0]]],
+}
+
+
+@needs_slim
+@pytest.mark.parametrize("kl", [False, True], ids=["hist", "kl"])
+@pytest.mark.parametrize("name", sorted(_FAILING_SEQUENCES))
+def test_paddleslim_profile_fails_like_paddleslim_with_a_clear_message(name, kl):
+    """Where PaddleSlim's histogram observers fail (non-finite extremes, ranges whose
+    arithmetic overflows), the paddleslim profile raises the same exception type, with a
+    message that says what happened instead of NumPy's internals."""
+    import paddle
+
+    batches = [np.array(b, np.float32) for b in _FAILING_SEQUENCES[name]]
+    mod = slim_module("kl" if kl else "hist")
+    cls = mod.KLObserverLayer if kl else mod.PercentHistObserverLayer
+    layer = cls(paddle.nn.Linear(2, 2), bins_count=256)
+    with pytest.raises(Exception) as real:
+        with np.errstate(all="ignore"):
+            for b in batches:
+                layer.forward(paddle.to_tensor(b))
+            layer.scales()
+    obs = (KLObserver if kl else HistObserver)(bins_count=256, profile="paddleslim",
+                                               ignore_nonfinite=True)
+    with pytest.raises(type(real.value)) as ours:
+        with np.errstate(all="ignore"):
+            for b in batches:
+                obs.observe(b)
+            obs.compute()
+    assert type(ours.value) is type(real.value)
+    assert "PaddleSlim" in str(ours.value)
