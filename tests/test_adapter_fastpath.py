@@ -166,17 +166,20 @@ def test_force_switch_disables_the_view(monkeypatch):
     assert dev.host_view(t) is None
 
 
-def test_force_switch_reads_the_environment():
+def test_force_switch_reads_the_environment(tmp_path):
     import os
     import subprocess
     import sys
+
+    # run outside the source tree: from the repository root `refquant` would resolve to the
+    # source package, where `refquant.adapters` (installed from adapters/) does not exist
 
     code = ("from refquant.adapters.paddle import _device as d; import sys; "
             "sys.stdout.write(str(d.FORCE_DEVICE_OPS))")
     for val, want in (("1", "True"), ("0", "False"), ("", "False")):
         env = dict(os.environ, REFQUANT_PADDLE_DEVICE_OPS=val)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True).stdout
+                             text=True, check=True, cwd=tmp_path).stdout
         assert out.strip().endswith(want), (val, out)
 
 
