@@ -52,7 +52,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validation import check_bits
+from .._validation import _describe, check_bits
 from ._paddle_fp8 import E4M3_QMAX, E5M2_QMAX, paddle_cpu_fp8_round
 from ._rounding import round_half_away, round_half_even
 
@@ -86,13 +86,6 @@ FP8_QMAX = (E4M3_QMAX, E5M2_QMAX)
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        return f"array(shape={value.shape}, dtype={value.dtype})"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _as_array(
@@ -393,9 +386,12 @@ def abs_max(x: np.ndarray) -> np.float32:
     * a NaN anywhere else is skipped;
     * ``+-inf`` gives ``inf``; ``-0.0`` gives ``0.0``.
 
+    ``x`` is converted to float32 first (a no-op for the float32 arrays the kernels pass;
+    rounding is monotone, so this equals rounding the abs-max of a wider input).
+
     Matches ``FindAbsMaxFunctor`` in ``paddle/phi/kernels/funcs/fake_quantize_functor.cc``.
     """
-    flat = x.reshape(-1)
+    flat = np.asarray(x, dtype=_F32).reshape(-1)
     if np.isnan(flat[0]):
         return _F32(np.nan)
     a = np.abs(flat)
@@ -403,15 +399,19 @@ def abs_max(x: np.ndarray) -> np.float32:
         return _F32(np.nanmax(a)) if a.size > 1 else _F32(a[0])
 
 
-def _chunk_abs_max(chunks: np.ndarray) -> np.ndarray:
-    """``FindAbsMaxFunctor`` on each row of a 2-D array (NaN first element -> NaN)."""
-    a = np.abs(chunks)
+def _chunk_abs_max(chunks: np.ndarray, flush: bool = False) -> np.ndarray:
+    """``FindAbsMaxFunctor`` on each row of a 2-D array (NaN first element -> NaN).
+
+    ``flush=True``: the magnitudes are compared and stored under FTZ/DAZ
+    (:func:`flush_denormals`), so subnormals count as 0.
+    """
+    a = _fz(np.abs(chunks), flush)
     a = np.where(np.isnan(a), _F32(-1), a)  # skipped unless first (handled below)
     m = a.max(axis=1)
     return np.where(np.isnan(chunks[:, 0]), _F32(np.nan), m).astype(_F32)
 
 
-def channel_abs_max(x: np.ndarray, quant_axis: int) -> np.ndarray:
+def channel_abs_max(x: np.ndarray, quant_axis: int, flush: bool = False) -> np.ndarray:
     """Paddle CPU's ``FindChannelAbsMaxFunctor`` (``quant_axis`` 0 or 1), float32 ``(C,)``.
 
     * axis 0: each channel ``x[i]`` is one contiguous run, reduced like :func:`abs_max`: a
@@ -423,12 +423,16 @@ def channel_abs_max(x: np.ndarray, quant_axis: int) -> np.ndarray:
       element is NaN contributes nothing at all (its other, possibly larger, values are
       ignored) and the scale of axis 1 is never NaN.
 
+    ``flush=True`` runs it in the FTZ/DAZ mode of ``paddle._legacy_C_ops`` (what
+    PaddleSlim's channel-wise quanter calls): subnormal magnitudes compare and are stored as
+    0, so a channel of only subnormals and zeros gets scale 0.
+
     Matches ``FindChannelAbsMaxFunctor`` in ``paddle/phi/kernels/funcs/fake_quantize_functor.cc``.
     """
     if quant_axis == 0:
-        return _chunk_abs_max(x.reshape(x.shape[0], -1))
+        return _chunk_abs_max(x.reshape(x.shape[0], -1), flush)
     d0, d1 = x.shape[0], x.shape[1]
-    runs = _chunk_abs_max(x.reshape(d0 * d1, -1)).reshape(d0, d1)
+    runs = _chunk_abs_max(x.reshape(d0 * d1, -1), flush).reshape(d0, d1)
     runs = np.where(np.isnan(runs), _F32(0), runs)  # std::max(s, NaN) keeps s (>= 0)
     return runs.max(axis=0).astype(_F32)
 
@@ -735,6 +739,22 @@ def _state1(value: Any, name: str) -> np.ndarray:
     return arr.reshape(())
 
 
+def _moving_average_update(
+    state: Any, accum: Any, cur: Any, rate: Any
+) -> tuple[np.float32, np.float32, np.float32]:
+    """One step of ``FindMovingAverageAbsMaxFunctor``, float32, no fused multiply-add::
+
+        state = fl(fl(rate * state) + 1);  accum = fl(fl(rate * accum) + cur)
+        scale = fl(accum / state)
+
+    Returns ``(state, accum, scale)``; all operands must already be float32.
+    """
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        st = _F32(_F32(rate * state) + _F32(1))
+        acc = _F32(_F32(rate * accum) + cur)
+        return st, acc, _F32(acc / st)
+
+
 def _moving_average(
     x: Any, in_scale: Any, in_accum: Any, in_state: Any, moving_rate: Any, bit_length: Any,
     round_type: Any, is_test: Any, dequant: bool,
@@ -758,11 +778,8 @@ def _moving_average(
             raise ValueError(f"{missing} is required when is_test=False, got None")
         acc0 = _state1(in_accum, "in_accum")
         st0 = _state1(in_state, "in_state")
-        cur = abs_max(xa)
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            st = _F32(_F32(rate * st0) + _F32(1))
-            acc = _F32(_F32(rate * acc0) + cur)
-            scale = np.asarray(_F32(acc / st))
+        st, acc, s_new = _moving_average_update(st0, acc0, abs_max(xa), rate)
+        scale = np.asarray(s_new)
         if scale < 0:
             raise ValueError(
                 f"the updated scale accum/state = {float(scale)!r} is negative; in_accum and "

@@ -26,7 +26,9 @@ accumulated sequentially, the ``n mod lanes`` tail summed sequentially in a scal
 vector folded by halving (``[a0+a4, a1+a5, ...]`` ...), ``tail + folded``, then one division
 by ``T(n)``. This model agreed bit for bit with ``paddle.mean`` on every size measured
 (1 ... 2**20 elements, float32 and float64); ``tests/test_kernels_slim.py`` checks it
-against real Paddle with Hypothesis.
+against real Paddle with Hypothesis. It lives, with :class:`LaneSum` and :func:`lanes_for`,
+in :mod:`refquant.kernels._paddle_reduce` (one implementation of Paddle's CPU reduction
+orders, shared with the quanters) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import as_float_array
+from ._paddle_reduce import LaneSum, lanes_for, paddle_mean
 
 __all__ = [
     "SEARCH_FACTORS",
@@ -45,9 +48,6 @@ __all__ = [
     "LaneSum",
     "lanes_for",
 ]
-
-
-_CHUNK_ROWS = 1 << 12
 
 
 def search_factors(start: float = 0.3, stop: float = 1.0, step: float = 0.02) -> tuple[float, ...]:
@@ -112,74 +112,3 @@ def quant_dequant(
         if s.ndim == 0:
             np.add(out, zero, out=out)  # ... so a Python-float scale also turns -0.0 into +0.0
     return out
-
-
-def lanes_for(dtype: np.dtype) -> int:
-    """Number of SIMD lanes of Paddle's CPU full reduction: 32 bytes / itemsize."""
-    return max(1, 32 // np.dtype(dtype).itemsize)
-
-
-def _fold(acc: np.ndarray) -> np.generic:
-    dt = acc.dtype
-    a = acc
-    while a.size > 1:
-        h = a.size // 2
-        a = np.add(a[:h], a[h:], dtype=dt)
-    return dt.type(a[0])
-
-
-class LaneSum:
-    """Streaming form of :func:`paddle_mean`'s sum for a tensor fed in consecutive pieces.
-
-    Every piece but the last must hold a multiple of ``lanes`` elements (so each element
-    lands in the lane it occupies in the whole tensor). ``acc`` may hold several
-    independent sums (leading dimensions), e.g. one per search candidate.
-    """
-
-    def __init__(self, dtype: np.dtype, batch_shape: tuple[int, ...] = ()) -> None:
-        self.dtype = np.dtype(dtype)
-        self.lanes = lanes_for(self.dtype)
-        self.acc = np.zeros((*batch_shape, self.lanes), dtype=self.dtype)
-        self.tail = np.zeros(batch_shape, dtype=self.dtype)
-        self.count = 0
-
-    def add(self, values: np.ndarray) -> None:
-        """Add ``values`` of shape ``(*batch_shape, m)`` (float, dtype ``self.dtype``)."""
-        m = values.shape[-1]
-        P = self.lanes
-        full = (m // P) * P
-        step = _CHUNK_ROWS * P
-        for start in range(0, full, step):  # bounded temporaries
-            stop = min(start + step, full)
-            blocks = values[..., start:stop].reshape(*values.shape[:-1], (stop - start) // P, P)
-            # numpy reduces a non-contiguous axis sequentially: acc[j] += v[i, j] in order
-            stacked = np.concatenate([self.acc[..., None, :], blocks], axis=-2)
-            self.acc = stacked.sum(axis=-2, dtype=self.dtype)
-        for j in range(full, m):
-            self.tail = np.add(self.tail, values[..., j], dtype=self.dtype)
-        self.count += m
-
-    def total(self) -> np.ndarray:
-        """``tail + fold(lanes)`` in ``dtype`` (Eigen's ``finalizeBoth``)."""
-        flat = self.acc.reshape(-1, self.lanes)
-        folded = np.array([_fold(r) for r in flat], dtype=self.dtype).reshape(self.tail.shape)
-        return np.add(self.tail, folded, dtype=self.dtype)
-
-    def mean(self) -> np.ndarray:
-        """``total / T(n)``, one rounding in ``dtype``."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.divide(self.total(), self.dtype.type(self.count), dtype=self.dtype)
-
-
-def paddle_mean(x: Any) -> np.generic:
-    """``paddle.mean(x)`` over the whole tensor (CPU, Paddle 3.3.1), bit for bit.
-
-    See the module docstring for the lane model. ``x`` is float32 or float64 and is read
-    in C order; the result is a scalar of ``x.dtype``.
-    """
-    arr = np.ascontiguousarray(as_float_array(x, "x", allow_nonfinite=True)).ravel()
-    if arr.dtype not in (np.float32, np.float64):
-        raise TypeError(f"x must be float32 or float64, got dtype {arr.dtype}")
-    acc = LaneSum(arr.dtype)
-    acc.add(arr)
-    return arr.dtype.type(acc.mean())

@@ -1,26 +1,15 @@
-"""Shared pieces of the quanters: base class, input checks, float32 helpers and exact
-emulations of the Paddle 3.3.1 CPU reductions and fake-quant kernels the originals call.
+"""Shared pieces of the quanters: base class, input checks and float32 helpers.
 
-Reductions
-----------
-Paddle's CPU ``mean``/``sum`` kernels evaluate Eigen reductions on ``Eigen::DefaultDevice``
-(x86-64 wheels built with AVX, so one packet is 8 float32 lanes). Two shapes of summation
-occur and both are reproduced here bit for bit (measured on Paddle 3.3.1 CPU, sizes 5..20000):
+The Paddle 3.3.1 CPU primitives the originals call live in :mod:`refquant.kernels`, one
+implementation each, and are re-exported here under the quanters' names:
 
-* ``mean`` (a *stateful* reducer, no tree): one 8-lane packet accumulator over the leading
-  ``8*floor(n/8)`` elements in order, a scalar accumulator over the tail, then
-  ``tail + predux(packet)`` and one division by ``n``. ``predux`` of an 8-lane packet adds
-  the halves ``p[i] + p[i+4]``, then ``(q0 + q2) + (q1 + q3)``.
-* ``sum`` (Eigen's tree reducer): ranges longer than ``8 * 1024`` elements are split in two
-  (the split rounded up to a packet boundary) and the halves' sums added; a leaf uses two
-  packet accumulators over alternating packets, a last odd packet into the first, the two
-  packets added, a scalar tail, and ``tail + predux(packets)``.
+* reductions (``paddle.mean`` / ``paddle.sum`` full, per row / column, the sequential
+  broadcast-gradient sum): :mod:`refquant.kernels._paddle_reduce`;
+* ``FindAbsMaxFunctor``, the guarded reciprocal, FTZ/DAZ flushing, the ``round_type=1``
+  quantize / dequantize and the moving-average update: :mod:`refquant.kernels.paddle`.
 
-Partial reductions (``paddle.sum(x, axis=1)`` or ``axis=0`` of a 2-D tensor, ``paddle.mean``
-likewise) are plain sequential float32 accumulation per output element (measured).
-
-``paddle.pow(x, 2)`` (inside ``paddle.std``) is not ``fl(x*x)``: it runs Eigen's vectorised
-``generic_pow``, emulated in :mod:`._eigen_pow`.
+``paddle.std`` (:func:`paddle_std`) combines the reductions with Eigen's vectorised ``pow``
+(:mod:`._eigen_pow`).
 """
 
 from __future__ import annotations
@@ -31,7 +20,17 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validation import as_float_array, check_choice
-from ..kernels._rounding import round_half_away
+from ..kernels._paddle_reduce import (
+    eigen_mean,
+    eigen_mean_cols,
+    eigen_mean_rows,
+    eigen_sum,
+    eigen_sum_cols,
+    eigen_sum_rows,
+    sequential_sum,
+)
+from ..kernels.paddle import _moving_average_update, abs_max, dequantize, quantize_rt1
+from ..kernels.paddle import flush_denormals as flush_denormals
 from ._eigen_pow import eigen_square
 
 __all__ = [
@@ -42,6 +41,10 @@ __all__ = [
     "eigen_sum",
     "eigen_sum_rows",
     "eigen_mean_rows",
+    "eigen_sum_cols",
+    "eigen_mean_cols",
+    "paddle_std",
+    "flush_denormals",
     "sequential_sum",
     "paddle_abs_max",
     "paddle_qdq_round1",
@@ -52,108 +55,6 @@ Profile = Literal["canonical", "paddleslim"]
 PROFILES: tuple[str, ...] = ("canonical", "paddleslim")
 
 F32 = np.float32
-_LANES = 8
-_LEAF = 1024
-
-
-# -- Eigen reductions ----------------------------------------------------------------------
-def _predux(packet: np.ndarray) -> np.float32:
-    """Horizontal add of an 8-lane packet: halves first, then ``(q0+q2)+(q1+q3)``."""
-    q = (packet[:4] + packet[4:]).astype(F32)
-    t = (q[:2] + q[2:]).astype(F32)
-    return F32(t[0] + t[1])
-
-
-def _packets(v: np.ndarray, count: int) -> np.ndarray:
-    """Row-by-row float32 accumulation of ``count`` consecutive 8-lane packets of ``v``."""
-    if count == 0:
-        return np.zeros(_LANES, F32)
-    # np.add.reduce over axis 0 of a (count, 8) array adds whole rows in order.
-    return np.add.reduce(v[: count * _LANES].reshape(count, _LANES), axis=0, dtype=F32)
-
-
-def _tail(v: np.ndarray, start: int) -> np.float32:
-    """Scalar accumulation ``((0 + v[start]) + ...)`` (``add.accumulate`` is sequential)."""
-    if start >= v.size:
-        return F32(0.0)
-    return F32(np.add.accumulate(v[start:], dtype=F32)[-1] + F32(0.0))
-
-
-def sequential_sum(x: np.ndarray) -> np.float32:
-    """``((0 + x0) + x1) + ...`` in float32: Paddle's CPU reduction of a broadcast gradient
-    (``subtract_grad`` onto a ``[1]`` operand), measured bit-exact."""
-    return _tail(np.ascontiguousarray(x, dtype=F32).ravel(), 0)
-
-
-def _mean_1d(v: np.ndarray) -> np.float32:
-    n = v.size
-    full = n // _LANES
-    packet = _packets(v, full)
-    total = F32(_tail(v, full * _LANES) + _predux(packet))
-    return F32(total / F32(n))
-
-
-def _tree_sum_1d(v: np.ndarray) -> np.float32:
-    n = v.size
-    if n > _LANES * _LEAF:
-        split = _LANES * -(-((n + 1) // 2) // _LANES)
-        left = _tree_sum_1d(v[:split])
-        acc = F32(F32(0.0) + left)
-        if split < n:
-            acc = F32(acc + _tree_sum_1d(v[split:]))
-        return acc
-    full = n // _LANES
-    pairs = full // 2
-    if pairs:
-        blocks = v[: pairs * 2 * _LANES].reshape(pairs, 2, _LANES)
-        p1 = np.add.reduce(blocks[:, 0, :], axis=0, dtype=F32)
-        p2 = np.add.reduce(blocks[:, 1, :], axis=0, dtype=F32)
-    else:
-        p1 = np.zeros(_LANES, F32)
-        p2 = np.zeros(_LANES, F32)
-    if full % 2:
-        p1 = (p1 + v[pairs * 2 * _LANES : full * _LANES]).astype(F32)
-    p1 = (p1 + p2).astype(F32)
-    return F32(_tail(v, full * _LANES) + _predux(p1))
-
-
-def eigen_mean(x: np.ndarray) -> np.float32:
-    """``paddle.mean(x)`` of a float32 tensor on CPU (see the module docstring)."""
-    return _mean_1d(np.ascontiguousarray(x, dtype=F32).ravel())
-
-
-def eigen_sum(x: np.ndarray) -> np.float32:
-    """``paddle.sum(x)`` of a float32 tensor on CPU: Eigen's 8-lane tree reduction."""
-    return _tree_sum_1d(np.ascontiguousarray(x, dtype=F32).ravel())
-
-
-def _seq_rows(rows: np.ndarray) -> np.ndarray:
-    """Float32 sum of each row, adding the columns one by one from 0."""
-    if rows.shape[1] == 0:
-        return np.zeros(rows.shape[0], F32)
-    return (np.add.accumulate(rows, axis=1, dtype=F32)[:, -1] + F32(0.0)).astype(F32)
-
-
-def eigen_sum_rows(x2d: np.ndarray) -> np.ndarray:
-    """``paddle.sum(x2d, axis=1)``: a partial reduction, plain sequential float32 per row."""
-    return _seq_rows(np.asarray(x2d, dtype=F32))
-
-
-def eigen_mean_rows(x2d: np.ndarray) -> np.ndarray:
-    """``paddle.mean(x2d, axis=1)``: sequential float32 row sums, then ``/ columns``."""
-    x = np.asarray(x2d, dtype=F32)
-    return (_seq_rows(x) / F32(x.shape[1])).astype(F32)
-
-
-def eigen_mean_cols(x2d: np.ndarray) -> np.ndarray:
-    """``paddle.mean(x2d, axis=0)``: row-by-row float32 accumulation, then ``/ rows``."""
-    x = np.asarray(x2d, dtype=F32)
-    return (_seq_rows(x.T) / F32(x.shape[0])).astype(F32)
-
-
-def eigen_sum_cols(x2d: np.ndarray) -> np.ndarray:
-    """``paddle.sum(x2d, axis=0)``: row-by-row float32 accumulation."""
-    return _seq_rows(np.asarray(x2d, dtype=F32).T)
 
 
 def paddle_std(x2d: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -196,33 +97,9 @@ def paddle_std(x2d: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarra
 
 # -- Paddle fake-quant kernels (CPU, round_type=1) ---------------------------------------
 def paddle_abs_max(x: np.ndarray) -> np.float32:
-    """Paddle CPU ``FindAbsMaxFunctor``: ``|x_k|`` with ``k = std::max_element`` by ``|x|``.
-
-    A NaN at flat index 0 makes the result NaN; NaNs elsewhere never win a comparison and are
-    skipped.
-    """
-    flat = np.asarray(x, dtype=F32).ravel()
-    if np.isnan(flat[0]):
-        return F32(np.nan)
-    finite = flat[~np.isnan(flat)]
-    return F32(np.max(np.abs(finite)))
-
-
-def _inverse(scale: np.ndarray) -> np.ndarray:
-    """Paddle's guarded reciprocal: ``s <= 1e-30 ? 1 / (s + 1e-6) : 1 / s`` in float32."""
-    s = np.asarray(scale, dtype=F32)
-    with np.errstate(divide="ignore"):
-        return np.where(
-            s <= F32(1e-30), F32(1.0) / (s + F32(1e-6)), F32(1.0) / s
-        ).astype(F32)
-
-
-def flush_denormals(a: np.ndarray) -> np.ndarray:
-    """x86 FTZ/DAZ: float32 subnormals become a zero of the same sign."""
-    a = np.asarray(a, dtype=F32)
-    with np.errstate(invalid="ignore"):
-        sub = (np.abs(a) < np.finfo(F32).tiny) & (a != 0)
-    return np.where(sub, np.copysign(F32(0.0), a), a).astype(F32)
+    """Paddle CPU ``FindAbsMaxFunctor`` (:func:`refquant.kernels.paddle.abs_max`) of ``x``
+    as float32: a NaN at flat index 0 makes the result NaN, other NaNs are skipped."""
+    return abs_max(x)
 
 
 def paddle_qdq_round1(x: np.ndarray, scale: np.ndarray, bin_cnt: int,
@@ -235,18 +112,15 @@ def paddle_qdq_round1(x: np.ndarray, scale: np.ndarray, bin_cnt: int,
         q  = round_half_away(fl(fl(bin_cnt * inv(S)) * xc))
         y  = fl(fl(q * S) / bin_cnt)
 
-    Matches ``phi/kernels/funcs/fake_quantize_functor.cc`` (CPU). ``flush=True`` runs it in
-    the FTZ/DAZ mode of Paddle's legacy dygraph tracer (``paddle._legacy_C_ops``): every
-    operand and every arithmetic result is flushed (:func:`flush_denormals`).
+    :func:`refquant.kernels.paddle.quantize_rt1` then
+    :func:`refquant.kernels.paddle.dequantize`. ``flush=True`` runs it in the FTZ/DAZ mode
+    of Paddle's legacy dygraph tracer (``paddle._legacy_C_ops``): every operand and every
+    arithmetic result is flushed (:func:`flush_denormals`).
     """
-    fz = flush_denormals if flush else (lambda a: np.asarray(a, dtype=F32))
-    s = fz(scale)
-    xf = fz(x)
-    with np.errstate(invalid="ignore", over="ignore"):
-        xc = np.where(xf < -s, -s, np.where(xf > s, s, xf)).astype(F32)
-        c = fz((F32(bin_cnt) * fz(_inverse(s))).astype(F32))
-        q = round_half_away(fz((c * xc).astype(F32)))
-        return fz((fz((q * s).astype(F32)) / F32(bin_cnt)).astype(F32))
+    xf = np.asarray(x, dtype=F32)
+    s = np.asarray(scale, dtype=F32)
+    q = quantize_rt1(xf, s, bin_cnt, flush)
+    return dequantize(q, s, F32(bin_cnt), flush)
 
 
 def moving_average_update(
@@ -256,10 +130,10 @@ def moving_average_update(
 
         state = fl(fl(rate * state) + 1);  accum = fl(fl(rate * accum) + cur);
         scale = fl(accum / state)
+
+    (:func:`refquant.kernels.paddle._moving_average_update`).
     """
-    new_state = F32(F32(rate * state) + F32(1.0))
-    new_accum = F32(F32(rate * accum) + cur)
-    return new_state, new_accum, F32(new_accum / new_state)
+    return _moving_average_update(state, accum, cur, rate)
 
 
 # -- rounding helpers ----------------------------------------------------------------------

@@ -28,43 +28,24 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_axis, check_bits
+from ..kernels.paddle import channel_abs_max
 from ..qparams import QParams
-from ._common import F32, Profile, QuanterBase, flush_denormals, paddle_qdq_round1
+from ._common import F32, Profile, QuanterBase, paddle_qdq_round1
 
 __all__ = ["FakeQuanterChannelWiseAbsMaxObserver"]
 
 
-def _segment_abs_max(seg: np.ndarray) -> np.float32:
-    """``|*std::max_element(seg, by |.|)|`` under FTZ/DAZ: NaN when ``seg[0]`` is NaN, other
-    NaNs never win; subnormals compare as 0 and a subnormal result is stored as 0
-    (measured: a channel of only subnormals and zeros gets scale 0)."""
-    if np.isnan(seg[0]):
-        return F32(np.nan)
-    mags = flush_denormals(np.abs(seg))
-    keys = np.where(np.isnan(mags), F32(-1.0), mags)
-    return F32(mags[int(np.argmax(keys))])
-
-
 def paddle_channel_abs_max(x: np.ndarray, quant_axis: int) -> np.ndarray:
-    """Paddle CPU ``FindChannelAbsMaxFunctor`` for ``quant_axis`` 0 or 1.
+    """Paddle CPU ``FindChannelAbsMaxFunctor`` for ``quant_axis`` 0 or 1, under FTZ/DAZ.
 
     Axis 0: one ``max_element`` per channel over its contiguous block. Axis 1: one
     ``max_element`` per ``(i, j)`` block, folded into channel ``j`` with
     ``std::max(acc, m)`` from ``acc = 0`` (a NaN block never replaces ``acc``). PaddleSlim
     calls the op through ``paddle._legacy_C_ops``, which runs under FTZ/DAZ, so comparisons
-    see subnormals as 0.
+    see subnormals as 0 (measured: a channel of only subnormals and zeros gets scale 0).
+    This is :func:`refquant.kernels.paddle.channel_abs_max` with ``flush=True``.
     """
-    if quant_axis == 0:
-        rows = x.reshape(x.shape[0], -1)
-        return np.array([_segment_abs_max(b) for b in rows], dtype=F32)
-    blocks = x.reshape(x.shape[0], x.shape[1], -1)
-    out = np.zeros(x.shape[1], F32)
-    for i in range(blocks.shape[0]):
-        for j in range(blocks.shape[1]):
-            m = _segment_abs_max(blocks[i, j])
-            # std::max(acc, m) under DAZ; acc and m are already flushed
-            out[j] = m if out[j] < m else out[j]
-    return out
+    return channel_abs_max(np.asarray(x, dtype=F32), quant_axis, flush=True)
 
 
 class FakeQuanterChannelWiseAbsMaxObserver(QuanterBase):
