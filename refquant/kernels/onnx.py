@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_axis
+from .._validation import _describe, check_axis
 from . import _fp8
 from ._rounding import round_half_even
 
@@ -89,13 +89,6 @@ _INT32 = QuantType("int32", 6, np.int32, 10, -(2**31), 2**31 - 1)  # dequantize 
 
 
 # -- argument handling ---------------------------------------------------------------------
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        return f"array(shape={value.shape}, dtype={value.dtype})"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def op_version(opset: Any) -> int:

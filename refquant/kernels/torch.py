@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validation import as_float_array
+from .._validation import _describe, as_float_array
 
 __all__ = [
     "QDTYPES",
@@ -75,13 +75,6 @@ _FBGEMM_F32_MAX = np.float32(2147483520.0)
 
 # --------------------------------------------------------------------------------------------
 # argument checks
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        return f"array(shape={value.shape}, dtype={value.dtype})"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _check_int(value: Any, name: str) -> int:
