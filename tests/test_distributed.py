@@ -126,6 +126,23 @@ def dp_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"ranks": ranks, "data": common.batches()}
 
 
+def _calibrate_and_sync_simulated(factory, shards: list) -> list:
+    """One model per shard, calibrated on it, then synced over simulated ranks (threads)."""
+    n = len(shards)
+    models = []
+    for data in shards:
+        _, qm = common.quantized(factory())
+        common.calibrate(qm, data)
+        models.append(qm)
+    world = fakedist.World(n)
+    with fakedist.patched(initialized=True):
+        out = fakedist.run_ranks(n, lambda r: sync_observers(
+            models[r], group=fakedist.Group(r, world), timeout=60, allow_empty_ranks=True))
+    for r, res in enumerate(out):
+        assert not isinstance(res, Exception), f"rank {r}: {res!r}"
+    return models
+
+
 @pytest.mark.parametrize("name", sorted(common.CANONICAL))
 def test_dp_canonical_equals_one_process(dp_run: dict, name: str) -> None:
     """Every rank ends with the QParams of one process calibrated on all the data."""
@@ -436,17 +453,7 @@ _shards = st.lists(st.lists(distributions((3, 16)), min_size=0, max_size=2),
 def test_simulated_ranks_equal_one_process(name: str, shards: list) -> None:
     """Any split of any data over 2-3 ranks (some possibly empty) merges to one process."""
     n = len(shards)
-    models = []
-    for data in shards:
-        _, qm = common.quantized(common.CANONICAL[name]())
-        common.calibrate(qm, data)
-        models.append(qm)
-    world = fakedist.World(n)
-    with fakedist.patched(initialized=True):
-        out = fakedist.run_ranks(n, lambda r: sync_observers(
-            models[r], group=fakedist.Group(r, world), timeout=60, allow_empty_ranks=True))
-    for r, res in enumerate(out):
-        assert not isinstance(res, Exception), f"rank {r}: {res!r}"
+    models = _calibrate_and_sync_simulated(common.CANONICAL[name], shards)
     everything = [x for data in shards for x in data]
     want = _one_process(name, everything) if everything else {}
     for r, qm in enumerate(models):
@@ -460,17 +467,7 @@ def test_simulated_ranks_equal_one_process(name: str, shards: list) -> None:
 def test_simulated_ranks_paddleslim_max(name: str, shards: list) -> None:
     """paddleslim profile: MAX over the non-empty shards' own decisions, on every rank."""
     n = len(shards)
-    models = []
-    for data in shards:
-        _, qm = common.quantized(common.SLIM[name]())
-        common.calibrate(qm, data)
-        models.append(qm)
-    world = fakedist.World(n)
-    with fakedist.patched(initialized=True):
-        out = fakedist.run_ranks(n, lambda r: sync_observers(
-            models[r], group=fakedist.Group(r, world), timeout=60, allow_empty_ranks=True))
-    for r, res in enumerate(out):
-        assert not isinstance(res, Exception), f"rank {r}: {res!r}"
+    models = _calibrate_and_sync_simulated(common.SLIM[name], shards)
     own = [_one_process(name, data) for data in shards if data]
     want: dict[str, np.ndarray] = {}
     for d in own:
