@@ -73,6 +73,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_flag, check_int, native
+
 __all__ = ["ExactHistogram", "SlimHistogram", "E_MIN", "grid_exponent"]
 
 #: smallest exponent of the bin width (2**-1074 is the smallest positive float64)
@@ -161,7 +163,7 @@ class ExactHistogram:
         if int(bins) < 2 or int(bins) > (1 << 24):
             raise ValueError(f"bins must be in [2, 2**24], got {int(bins)}")
         self.bins = int(bins)
-        self.symmetric = bool(symmetric)
+        self.symmetric = check_flag(symmetric, "symmetric")
         self.counts = np.zeros(self.bins, dtype=np.int64)
         self.exponent = E_MIN
         self.offset = 0
@@ -213,6 +215,8 @@ class ExactHistogram:
         new.exponent, new.offset, new.total = self.exponent, self.offset, self.total
         new.min, new.max = self.min, self.max
         return new
+
+    __copy__ = copy  # ``copy.copy`` gives an independent histogram as well
 
     @classmethod
     def from_counts(
@@ -288,10 +292,12 @@ class ExactHistogram:
         self.exponent, self.offset = e, off
 
     def add(self, x: Any) -> None:
-        """Add every element of ``x`` (finite floating array, any shape; not modified)."""
+        """Add every element of ``x`` (finite floating array, any shape, either byte order;
+        not modified)."""
         arr = np.asarray(x)
         if arr.dtype.kind != "f":
             raise TypeError(f"x must be a floating-point array, got dtype {arr.dtype}")
+        arr = native(arr)
         if arr.size == 0:
             return
         if arr.dtype == np.float16 or arr.dtype.itemsize > 8:
@@ -427,7 +433,7 @@ class SlimHistogram:
     upsample = 64
 
     def __init__(self, bins: int = 2048) -> None:
-        self.bins = int(bins)
+        self.bins = check_int(bins, "bins", 1, 1 << 24)
         self.hist_min: float | None = None
         self.hist_max: float | None = None
         self.hist: np.ndarray | None = None
@@ -476,6 +482,7 @@ class SlimHistogram:
         state.
         """
         bmin, bmax = float(batch_min), float(batch_max)
+        counts_on = self._checked_counts(counts_on)
         if self.hist_min is not None and not (math.isfinite(bmin) and math.isfinite(bmax)):
             # a later batch with non-finite extremes breaks the range-growing arithmetic
             # (int(ceil(...)) of NaN / inf); raise what PaddleSlim 2.6.0 raises, clearly.
@@ -489,15 +496,27 @@ class SlimHistogram:
                 "here (int(ceil(...)) of a non-finite value)"
             )
         if self.hist_min is None or self.hist_max is None:
-            self.hist_min, self.hist_max = float(batch_min), float(batch_max)
-            if self.hist_max > self.hist_min:
-                counts = counts_on(self.hist_min, self.hist_max, self.bins)
-                self.hist = np.asarray(counts)  # int64 (quirk 21)
-            else:
-                self.hist = None  # quirk 22
+            # counts first: a failing counts_on leaves the state as it was
+            hist = counts_on(bmin, bmax, self.bins) if bmax > bmin else None  # quirk 22
+            self.hist_min, self.hist_max = bmin, bmax
+            self.hist = None if hist is None else np.asarray(hist)  # int64 (quirk 21)
             return
         self.hist_min, self.hist_max, self.hist = self._update(float(batch_min),
                                                                float(batch_max), counts_on)
+
+    def _checked_counts(
+        self, counts_on: Callable[[float, float, int], np.ndarray]
+    ) -> Callable[[float, float, int], np.ndarray]:
+        """``counts_on`` whose result is checked: ``bins`` integer counts ``>= 0``."""
+        def checked(lo: float, hi: float, bins: int) -> np.ndarray:
+            c = np.asarray(counts_on(lo, hi, bins))
+            if c.shape != (bins,) or c.dtype.kind not in "iu":
+                raise TypeError(f"counts_on must return {bins} integer counts (a 1-D integer "
+                                f"array), got dtype {c.dtype} shape {c.shape}")
+            if c.size and c.min() < 0:
+                raise ValueError(f"counts_on returned a negative count ({int(c.min())})")
+            return native(c)
+        return checked
 
     def _update(
         self, new_min: float, new_max: float,

@@ -22,6 +22,17 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*quantized tensor creation func
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
 
+# The ATen kernel build torch runs on this CPU ("avx2", "avx512" or "default"). The float-zp
+# fake-quant multiply-add is fused in the first two only: live comparisons pass this to
+# refquant (``cpu_capability=``) instead of assuming the host's build.
+TORCH_CAP = torch.backends.cpu.get_cpu_capability().lower()
+# FBGEMM's quantize runs its AVX2 kernel (fused, NaN -> max) only on CPUs with AVX2; refquant
+# emulates that kernel, so the live quantize_per_tensor comparisons need it.
+needs_avx2_quantize = pytest.mark.skipif(
+    TORCH_CAP not in ("avx2", "avx512"),
+    reason=f"torch runs its {TORCH_CAP!r} kernels here; refquant emulates FBGEMM's AVX2 "
+           "quantize_per_tensor only")
+
 QRANGES = [(0, 255), (-128, 127), (0, 15), (-8, 7), (-(2**31), 2**31 - 1), (0, 1), (-3, 3)]
 SPECIALS = np.array(
     [0.0, -0.0, 1e-45, -1e-45, 1e-40, -1e-40, 1.17549435e-38, 3.4e38, -3.4e38, 1e10, -1e10,
@@ -226,15 +237,15 @@ def test_fake_per_channel_matches_torch(case, dtype):
         xt = torch.from_numpy(x).to(torch.bfloat16)
         ref = torch.fake_quantize_per_channel_affine(xt, st_, zt, axis, qmin, qmax).float()
         got = tk.fake_quantize_per_channel_affine(xt.float().numpy(), scales, zps, axis, qmin,
-                                                  qmax, bfloat16=True)
+                                                  qmax, bfloat16=True, cpu_capability=TORCH_CAP)
         assert_same_bits(got, ref.numpy())
         return
     with np.errstate(over="ignore"):
         xd = x.astype(dtype)
     ref = torch.fake_quantize_per_channel_affine(torch.from_numpy(xd), st_, zt, axis, qmin,
                                                  qmax).numpy()
-    assert_same_bits(tk.fake_quantize_per_channel_affine(xd, scales, zps, axis, qmin, qmax),
-                     ref)
+    assert_same_bits(tk.fake_quantize_per_channel_affine(xd, scales, zps, axis, qmin, qmax,
+                                                         cpu_capability=TORCH_CAP), ref)
 
 
 def test_fake_per_channel_float16_zero_point_matches_torch():
@@ -243,7 +254,8 @@ def test_fake_per_channel_float16_zero_point_matches_torch():
     zps = np.array([3.25], np.float16)
     ref = torch.fake_quantize_per_channel_affine(torch.from_numpy(x), torch.tensor([0.0137]),
                                                  torch.from_numpy(zps), 0, 0, 255).numpy()
-    got = tk.fake_quantize_per_channel_affine(x, np.array([0.0137], np.float32), zps, 0, 0, 255)
+    got = tk.fake_quantize_per_channel_affine(x, np.array([0.0137], np.float32), zps, 0, 0, 255,
+                                              cpu_capability=TORCH_CAP)
     assert_same_bits(got, ref)
 
 
@@ -259,6 +271,7 @@ def _fma_distinguishing_x(scale: np.float32) -> np.float32:
     raise AssertionError("no distinguishing input found")
 
 
+@needs_avx2_quantize
 def test_fused_multiply_add_where_measured():
     """Exact x*inv is just below 129.5; with zp = -128 a fused x*inv + zp is 1.5 - tiny -> 1,
     while rounding x*inv first gives 129.5 - 128 = 1.5 -> 2 (ties to even)."""
@@ -267,7 +280,8 @@ def test_fused_multiply_add_where_measured():
     xs = np.full(9, x, np.float32)  # 9 elements: vector body and tail of the AVX2 loop
     # fake per-channel with float zp: fused -> 1, y = (1 - (-128)) * s
     got = tk.fake_quantize_per_channel_affine(xs.reshape(1, -1), np.array([scale]),
-                                              np.array([-128.0], np.float32), 0, -1000, 1000)
+                                              np.array([-128.0], np.float32), 0, -1000, 1000,
+                                              cpu_capability="avx2")
     assert np.all(got == np.float32(np.float64(129) * np.float64(scale)))
     # quantize_per_tensor qint8 (AVX2, FMA): 1; qint32 (scalar, no FMA): 2
     assert np.all(tk.quantize_per_tensor(xs, float(scale), -128, "qint8") == 1)
@@ -313,6 +327,7 @@ def test_fma32_helper_against_fractions():
 # quantize_per_tensor / quantize_per_channel / dequantize
 
 
+@needs_avx2_quantize
 @SETTINGS
 @given(per_tensor_case(), st.sampled_from(list(tk.QDTYPES)), st.integers(1, 40))
 def test_quantize_per_tensor_and_dequantize_match_torch(case, dtype, n):
@@ -353,6 +368,7 @@ def test_quantize_per_channel_and_dequantize_match_torch(case, dtype):
     assert_same_bits(tk.dequantize(got, scales, zps, dtype, axis=axis), q.dequantize().numpy())
 
 
+@needs_avx2_quantize
 def test_quantize_nan_inf_measured():
     x = np.array([np.nan, np.inf, -np.inf, 3e9, -3e9, -0.0], np.float32)
     assert tk.quantize_per_tensor(x, 0.1, 200, "quint8").tolist() == [255, 255, 0, 255, 0, 200]

@@ -173,3 +173,77 @@ def test_asymmetric_zero_point_maps_zero_exactly(lo, hi, bits, signed):
         # the representable range [qmin-zp, qmax-zp]*step covers [lo, hi] up to one step
         assert (qp.qmin - int(qp.zero_point)) * step <= Fraction(lo) + step
         assert (qp.qmax - int(qp.zero_point)) * step >= Fraction(hi) - step
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"scale": float("nan")}, ValueError, r"scale must be >= 0 and finite, got nan"),
+        ({"scale": -1.0}, ValueError, r"scale must be >= 0 and finite, got -1.0"),
+        ({"scale": float("inf")}, ValueError, r"scale must be >= 0 and finite, got inf"),
+        ({"scale": None}, TypeError, r"scale must be a real number or array, got None"),
+        ({"scale": 1e39}, ValueError, r"scale holds 1e\+39 .*beyond the float32 range"),
+        ({"scale": 1e-50}, ValueError, r"scale holds 1e-50 .*rounds to 0 in float32"),
+        ({"scale": "1"}, TypeError, "scale"),
+        ({"zero_point": 200}, ValueError,
+         r"zero_point must be in \[qmin, qmax\] = \[-128, 127\], got 200"),
+        ({"zero_point": -129}, ValueError, "zero_point must be in"),
+        ({"zero_point": None}, TypeError, "zero_point"),
+        ({"bits": 99}, ValueError, r"bits must be in \[2, 16\], got 99"),
+        ({"bits": True}, TypeError, "bits must be an integer"),
+        ({"axis": "a"}, TypeError, "axis must be an integer, got 'a'"),
+        ({"qmin": -127.5}, TypeError, "qmin must be an integer, got -127.5"),
+        ({"qmin": -128.0}, TypeError, "qmin must be an integer"),
+        ({"qmax": "127"}, TypeError, "qmax must be an integer"),
+        ({"margin": "a"}, TypeError, "margin"),
+        ({"extra": None}, TypeError, "extra must be a dict"),
+    ],
+)
+def test_qparams_rejects_bad_fields(kwargs, exc, match):
+    base = {"scale": 1.0, "zero_point": 0, "qmin": -128, "qmax": 127, "bits": 8}
+    with pytest.raises(exc, match=match):
+        QParams(**{**base, **kwargs})
+
+
+def test_qparams_reads_big_endian_and_never_keeps_caller_arrays():
+    be = np.array([0.1, 3.0], dtype=">f4")
+    zp = np.array([1, -2], dtype=">i2")
+    qp = QParams(be, zp, -128, 127, 8, axis=0)
+    ref = QParams(be.astype(np.float32), zp.astype(np.int64), -128, 127, 8, axis=0)
+    assert qp == ref and qp.scale.dtype.isnative
+    assert qp.scale.view(np.uint32).tolist() == np.float32([0.1, 3.0]).view(np.uint32).tolist()
+    assert qp.zero_point.tolist() == [1, -2]
+    assert not np.shares_memory(qp.scale, be) and not np.shares_memory(qp.zero_point, zp)
+
+
+def test_range_order_is_checked_before_widening():
+    with pytest.raises(ValueError, match=r"min_val must be <= max_val, got 3.0 > 1.0"):
+        asymmetric_qparams(3, 1)
+    with pytest.raises(ValueError, match=r"min_val must be <= max_val, got 3.0 > 1.0"):
+        symmetric_qparams(3, 1)
+    # a range not containing 0 is still widened when it is ordered: [1, 3] -> [0, 3]
+    assert asymmetric_qparams(1, 3).scale == np.float32(3 / 255)
+    with pytest.raises(TypeError, match="min_val"):
+        asymmetric_qparams("0", 1)
+    with pytest.raises(TypeError, match="signed must be a bool"):
+        symmetric_qparams(-1, 1, signed="no")
+
+
+def test_to_onnx_refuses_a_zero_y_scale():
+    # 1e-45 rounds to the smallest subnormal 2^-149; 2^-149 / 127 rounds to 0 in float32
+    with pytest.raises(ValueError, match="underflows to 0"):
+        symmetric_qparams(0, 1e-45).to_onnx()
+    with pytest.raises(ValueError, match="ONNX requires a finite y_scale > 0"):
+        QParams(0.0, 0, -128, 127, 8).to_onnx()
+    with pytest.raises(TypeError, match="dtype must be a NumPy integer dtype"):
+        QParams(1.0, 0, -128, 127, 8).to_onnx(np.float32)
+    # a subnormal y_scale is kept: 2^-126 / 2 = 2^-127, exact
+    y_scale, _ = QParams(np.float32(2.0**-126), 0, -2, 2, 2).to_onnx()
+    assert y_scale == np.float32(2.0**-127) and y_scale > 0
+
+
+def test_integer_range_flags_are_bools():
+    with pytest.raises(TypeError, match="signed must be a bool"):
+        integer_range(8, signed="no")
+    with pytest.raises(TypeError, match="narrow must be a bool"):
+        integer_range(8, narrow=1)

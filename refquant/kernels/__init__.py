@@ -11,4 +11,12 @@ matches:
 * :mod:`refquant.kernels.nvidia`: pytorch-quantization / ModelOpt ``amax`` convention (from
   source);
 * :mod:`refquant.kernels.slim`: PaddleSlim's Python-side quant-dequant used in its searches.
+
+One input rule holds for every family (each module docstring gives the details): an empty
+array gives an empty result from an elementwise function and a ``ValueError`` from a
+reduction (an abs-max or a mean of nothing); a finite float64 value beyond float32's range is
+never narrowed to ``inf`` (``ValueError``); big-endian arrays give the bits native ones give;
+complex, bool, object and string input, non-integer or out-of-range integer arguments and
+non-bool flags raise ``TypeError`` / ``ValueError`` naming the argument; nothing the caller
+passed is modified.
 """

@@ -1,8 +1,10 @@
 """Paddle 3.3.1's CPU ``mean`` / ``sum`` / ``std`` reduction orders, reproduced bit for bit.
 
 Paddle's CPU ``mean``/``sum`` kernels evaluate Eigen reductions on ``Eigen::DefaultDevice``
-(x86-64 wheels built with AVX: one packet is 32 bytes, 8 float32 or 4 float64 lanes). Three
-shapes of summation occur (measured on Paddle 3.3.1 CPU):
+(x86-64 wheels built with AVX: one packet is 32 bytes, 8 float32 or 4 float64 lanes). The
+packet width is fixed when Paddle is compiled, not chosen at run time, so these orders are the
+same on AVX2 and AVX-512 CPUs (measured on both). Three shapes of summation occur (measured
+on Paddle 3.3.1 CPU):
 
 * full ``mean`` (a *stateful* reducer, no tree), :func:`paddle_mean` / :class:`LaneSum`:
   one packet accumulator over the leading ``lanes * floor(n / lanes)`` elements in order

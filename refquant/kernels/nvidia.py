@@ -37,7 +37,12 @@ Sources read:
   reproduces that and ignores ``narrow_range`` for this backend.
 
 Only float32 inputs are accepted (half inputs are widened and rounded differently by the two
-paths; not emulated).
+paths; not emulated). Input rules (shared with the other kernel families): the functions are
+elementwise, so an empty ``x`` gives an empty result; Python numbers and lists become float32
+(a finite value beyond float32's range raises ``ValueError``), float64 arrays raise
+``TypeError`` (never narrowed); ``amax`` must be real, finite and >= 0 once rounded to
+float32 (``amax=1e39`` raises); big-endian arrays are read by value; complex, bool, object
+and string input raise ``TypeError``; flags must be bools. Caller arrays are never modified.
 """
 
 from __future__ import annotations
@@ -46,7 +51,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validation import as_float_array, check_bits
+from .._validation import (
+    as_kernel_input,
+    as_real_array,
+    check_bits,
+    check_flag,
+    check_scale_values,
+    to_float_dtype,
+)
 
 __all__ = ["AMAX_EPSILON", "amax_scale", "tensor_quant", "fake_tensor_quant"]
 
@@ -63,21 +75,19 @@ def _bounds(num_bits: int, unsigned: bool, narrow_range: bool) -> tuple[np.float
     return (-max_bound if narrow_range else np.float32(-max_bound - 1)), max_bound
 
 
+def _amax32(amax: Any) -> np.ndarray:
+    """``amax`` as float32: real, finite (also after the rounding) and >= 0."""
+    a32 = to_float_dtype(as_real_array(amax, "amax"), np.float32, "amax")
+    check_scale_values(a32, "amax", allow_zero=True, allow_nonfinite=False)
+    return a32
+
+
 def _amax_array(amax: Any, x: np.ndarray, axis: int | None) -> np.ndarray:
     """Validate ``amax`` and return it as float32, broadcastable against ``x``."""
-    if isinstance(amax, (str, bytes, bool)) or amax is None:
-        raise TypeError(f"amax must be a real number or array, got {amax!r}")
-    arr = np.asarray(amax)
-    if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
-        raise TypeError(f"amax must hold real numbers, got dtype {arr.dtype}")
-    a32 = arr.astype(np.float32)
-    bad = ~np.isfinite(a32) | (a32 < 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad.ravel())[0])
-        raise ValueError(f"amax must be finite and >= 0, got {arr.ravel()[i]!r}")
+    a32 = _amax32(amax)
     if axis is None:
         if a32.size != 1:
-            raise ValueError(f"amax must be a scalar when axis is None, got shape {arr.shape}")
+            raise ValueError(f"amax must be a scalar when axis is None, got shape {a32.shape}")
         return a32.reshape(())
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"axis must be an integer or None, got {axis!r}")
@@ -86,14 +96,14 @@ def _amax_array(amax: Any, x: np.ndarray, axis: int | None) -> np.ndarray:
     ax = int(axis) % x.ndim
     if a32.shape != (x.shape[ax],):
         raise ValueError(f"amax must have shape ({x.shape[ax]},) for axis={axis}, "
-                         f"got shape {arr.shape}")
+                         f"got shape {a32.shape}")
     shape = [1] * x.ndim
     shape[ax] = x.shape[ax]
     return a32.reshape(shape)
 
 
 def _check_x(x: Any, unsigned: bool) -> np.ndarray:
-    arr = as_float_array(x, "x", allow_empty=True, dtypes=(np.float32,))
+    arr = as_kernel_input(x, "x", (np.float32,))
     if unsigned and arr.size and (arr < 0).any():
         i = int(np.flatnonzero((arr < 0).ravel())[0])
         raise ValueError(f"x must be >= 0 for unsigned quantization, got {arr.ravel()[i]!r} "
@@ -105,10 +115,11 @@ def amax_scale(amax: Any, num_bits: int = 8, unsigned: bool = False) -> np.ndarr
     """``scale = fl32(bound / amax)`` with ``bound = 2^(num_bits-1+unsigned) - 1`` (float32).
 
     ``amax = 0`` gives ``+inf`` here; the quantizers replace it (see the module docstring).
+    ``amax`` must be real, finite and >= 0 (any shape).
     """
     bits = check_bits(num_bits, "num_bits")
-    a32 = np.asarray(amax, np.float32)
-    _, max_bound = _bounds(bits, bool(unsigned), True)
+    a32 = _amax32(amax)
+    _, max_bound = _bounds(bits, check_flag(unsigned, "unsigned"), True)
     with np.errstate(divide="ignore"):
         return np.asarray(max_bound / a32, np.float32)
 
@@ -129,9 +140,10 @@ def tensor_quant(
     ``axis`` selects per-channel ``amax`` (a 1-D array of length ``x.shape[axis]``).
     """
     bits = check_bits(num_bits, "num_bits")
-    arr = _check_x(x, bool(unsigned))
+    uns = check_flag(unsigned, "unsigned")
+    arr = _check_x(x, uns)
     a32 = _amax_array(amax, arr, axis)
-    min_bound, max_bound = _bounds(bits, bool(unsigned), bool(narrow_range))
+    min_bound, max_bound = _bounds(bits, uns, check_flag(narrow_range, "narrow_range"))
     tiny = a32 <= np.float32(AMAX_EPSILON)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scale = np.asarray(max_bound / a32, np.float32)
@@ -158,16 +170,18 @@ def fake_tensor_quant(
     CUDA kernel (zero output where ``amax < 2^-24``; always narrow range, see the module
     docstring). NaN inputs give NaN in both.
     """
+    if not isinstance(backend, str) or backend not in ("python", "modelopt_cuda"):
+        raise ValueError(f"backend must be 'python' or 'modelopt_cuda', got {backend!r}")
     if backend == "python":
         q, scale = tensor_quant(x, amax, num_bits, unsigned, narrow_range, axis=axis)
         with np.errstate(invalid="ignore"):
             return np.asarray(q / scale, np.float32)
-    if backend != "modelopt_cuda":
-        raise ValueError(f"backend must be 'python' or 'modelopt_cuda', got {backend!r}")
     bits = check_bits(num_bits, "num_bits")
-    arr = _check_x(x, bool(unsigned))
+    uns = check_flag(unsigned, "unsigned")
+    check_flag(narrow_range, "narrow_range")  # validated, then ignored (module docstring)
+    arr = _check_x(x, uns)
     a32 = _amax_array(amax, arr, axis)
-    bound = np.float32(2.0 ** (bits - 1 + int(bool(unsigned))) - 1.0)
+    bound = np.float32(2.0 ** (bits - 1 + int(uns)) - 1.0)
     max_bound, min_bound = bound, -bound  # narrow_range is not forwarded to the kernel
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scale = np.asarray(max_bound / a32, np.float32)

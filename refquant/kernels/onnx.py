@@ -32,6 +32,15 @@ Output containers (NumPy has no 4-bit or FP8 dtypes): ``int4`` / ``uint4`` resul
 (not packed); FP8 results are ``uint8`` arrays holding the bit patterns
 (``refquant.kernels._fp8.fp8_to_float32`` decodes them). ``dequantize_linear`` takes the same
 containers and is told their ONNX type by ``x_dtype``.
+
+Input rules (shared with the other kernel families): an empty ``x`` gives an empty result
+(both operators are elementwise); scales must be non-empty, finite and > 0. Python numbers
+and lists are converted to float32 (``x``) or to ``x``'s float type (scales); a finite value
+beyond that type's range raises ``ValueError`` naming the argument instead of becoming
+``inf``; NumPy arrays must already have an accepted dtype (float64 arrays raise
+``TypeError``), so nothing wider is narrowed silently. Big-endian arrays are read by value
+(same bits as native ones). Complex, bool, object and string input raise ``TypeError``.
+Caller arrays are never modified.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import _describe, check_axis
+from .._validation import _describe, check_axis, check_flag, native, to_float_dtype
 from . import _fp8
 from ._rounding import round_half_even
 
@@ -108,11 +117,7 @@ def op_version(opset: Any) -> int:
 
 
 def _check_flag(value: Any, name: str) -> bool:
-    if isinstance(value, (bool, np.bool_)) or (
-        isinstance(value, (int, np.integer)) and int(value) in (0, 1)
-    ):
-        return bool(value)
-    raise TypeError(f"{name} must be a bool (or 0/1), got {_describe(value)}")
+    return check_flag(value, name, allow_int=True)  # ONNX attributes are 0/1 integers
 
 
 def _check_block_size(block_size: Any, version: int) -> int:
@@ -154,7 +159,7 @@ def _as_float_input(x: Any, version: int) -> np.ndarray:
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"x must be a float32 or float16 array, got {_describe(x)}")
     if isinstance(x, (np.ndarray, np.generic)):
-        arr = np.asarray(x)
+        arr = native(np.asarray(x))
         if arr.dtype == np.int32:
             raise TypeError(
                 "x with dtype int32 (allowed by the spec) is not supported by refquant's "
@@ -165,7 +170,7 @@ def _as_float_input(x: Any, version: int) -> np.ndarray:
         arr = np.asarray(x)
         if arr.dtype.kind not in "iuf" or arr.dtype == np.bool_:
             raise TypeError(f"x must be numeric, got {_describe(x)} (dtype {arr.dtype})")
-        arr = arr.astype(np.float32)  # Python numbers / lists: documented conversion
+        arr = to_float_dtype(arr, np.float32, "x")  # Python numbers / lists: documented
     allowed = (np.float32,) if version < 19 else (np.float32, np.float16)
     if arr.dtype.type not in allowed:
         names = "/".join(np.dtype(t).name for t in allowed)
@@ -184,12 +189,12 @@ def _as_scale(scale: Any, name: str, dtype: np.dtype | None, version: int) -> np
     if isinstance(scale, (str, bytes)) or scale is None:
         raise TypeError(f"{name} must be a positive float array, got {_describe(scale)}")
     if isinstance(scale, (np.ndarray, np.generic)):
-        arr = np.asarray(scale)
+        arr = native(np.asarray(scale))
     else:
         arr = np.asarray(scale)
         if arr.dtype.kind not in "iuf" or arr.dtype == np.bool_:
             raise TypeError(f"{name} must be numeric, got {_describe(scale)}")
-        arr = arr.astype(dtype if dtype is not None else np.float32)
+        arr = to_float_dtype(arr, dtype if dtype is not None else np.float32, name)
     allowed: tuple[type, ...]
     if dtype is not None:
         allowed = (np.float32,) if version < 19 else (dtype.type,)
@@ -284,7 +289,7 @@ def _as_zero_point(
     """Validated zero point as int64 with the scale's shape (None for absent / FP8)."""
     if zp is None:
         return None
-    arr = np.asarray(zp)
+    arr = native(np.asarray(zp))
     if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
         if qtype.fp8 is not None and arr.dtype.kind == "f":
             pass
@@ -521,7 +526,7 @@ def dequantize_linear(
     version = op_version(opset)
     if not isinstance(x, (np.ndarray, np.generic)):
         raise TypeError(f"x must be a NumPy integer array, got {_describe(x)}")
-    xa = np.asarray(x)
+    xa = native(np.asarray(x))
     qtype = _dequant_input_type(xa, x_dtype)
     if qtype.since > version:
         raise ValueError(
@@ -533,7 +538,7 @@ def dequantize_linear(
 
     zp: np.ndarray | None = None
     if x_zero_point is not None:
-        zpa = np.asarray(x_zero_point)
+        zpa = native(np.asarray(x_zero_point))
         if qtype.fp8 is None and zpa.dtype != xa.dtype:
             raise TypeError(
                 f"x_zero_point must have x's dtype {xa.dtype}, got dtype {zpa.dtype}"

@@ -32,10 +32,32 @@ Inputs: the quantize kernels are registered on CPU for float32 only, so ``x`` mu
 float32 array (Python scalars and lists are converted to float32, as ``paddle.to_tensor``
 does); float16 / float64 arrays raise ``TypeError`` naming the argument, like Paddle's
 "kernel not registered" error. ``dequantize_linear`` and ``fake_dequantize_max_abs`` also
-accept the other dtypes Paddle's CPU kernels accept (see each docstring). Empty arrays and
-negative scales raise ``ValueError``. NaN, +-Inf, ``S = 0`` and ``S = inf`` are *defined*
-for these kernels and are emulated; each docstring says what happens. Caller arrays are
-never modified; results are fresh arrays.
+accept the other dtypes Paddle's CPU kernels accept (see each docstring). Negative scales
+raise ``ValueError``. NaN, +-Inf, ``S = 0`` and ``S = inf`` are *defined* for these kernels
+and are emulated; each docstring says what happens. Caller arrays are never modified;
+results are fresh arrays.
+
+Rules shared by every public function here (the primitives included):
+
+* **empty input**: elementwise kernels (:func:`quantize_linear`, :func:`dequantize_linear`,
+  :func:`fake_dequantize_max_abs`, :func:`quantize`, :func:`quantize_rt0`,
+  :func:`quantize_rt1`, :func:`dequantize`, :func:`inverse`, :func:`flush_denormals`, the
+  moving-average ops with ``is_test=True``) return an empty result of the same shape;
+  reductions (:func:`abs_max`, :func:`channel_abs_max`, the ``fake_*abs_max`` ops and the
+  moving-average ops in training) raise ``ValueError``: an empty tensor has no abs-max.
+* **wider input**: float64 data is never narrowed silently past float32's range: a finite
+  float64 value beyond it (in Python numbers and lists, which are converted to the kernel's
+  dtype, or in a float64 ``q`` that :func:`dequantize_linear` casts to a float32 / float16
+  scale's dtype) raises ``ValueError`` naming the argument instead of becoming ``inf``.
+  float64 arithmetic (a float64 scale in :func:`dequantize_linear`, float64 ``x`` in
+  :func:`fake_dequantize_max_abs`) keeps float64. The float16 cast of
+  :func:`dequantize_linear` (codes above 65504 become ``inf``) is Paddle's own arithmetic
+  and is emulated.
+* **byte order**: big-endian arrays are read by value (converted to native byte order), so
+  they give the same bits as native ones.
+* **types**: complex, bool, object and string input raise ``TypeError``; integer
+  arguments (``qmax``, ``round_type``, axes, bit widths) must be integers and in range,
+  flags must be bools: nothing is truncated or replaced by a default.
 
 Denormals: which floating-point mode a Paddle op runs in depends on how it is called, not
 on the kernel. ``paddle._legacy_C_ops`` (the legacy dygraph tracer, the only eager entry
@@ -52,7 +74,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validation import _describe, check_bits
+from .._validation import (
+    _describe,
+    as_float_array,
+    as_real_array,
+    check_bits,
+    check_flag,
+    check_int,
+    check_real,
+    check_scale_values,
+    native,
+    to_float_dtype,
+)
 from ._paddle_fp8 import E4M3_QMAX, E5M2_QMAX, paddle_cpu_fp8_round
 from ._rounding import round_half_away, round_half_even
 
@@ -94,10 +127,11 @@ def _as_array(
     """``x`` as an ndarray of one of ``dtypes`` (never copied, never written to).
 
     NumPy arrays and scalars must already have an accepted dtype (``TypeError`` otherwise);
-    Python numbers and (nested) lists are converted to ``dtypes[0]``.
+    big-endian ones are converted to native byte order. Python numbers and (nested) lists
+    are converted to ``dtypes[0]``; a value beyond its range raises ``ValueError``.
     """
     if isinstance(x, (np.ndarray, np.generic)):
-        arr = np.asarray(x)
+        arr = native(np.asarray(x))
         if arr.dtype.type not in dtypes:
             allowed = ", ".join(np.dtype(d).name for d in dtypes)
             raise TypeError(
@@ -113,16 +147,14 @@ def _as_array(
             raise TypeError(f"{name} must be array-like, got {_describe(x)}") from exc
         if probe.dtype.kind not in "iuf":
             raise TypeError(f"{name} must be a numeric array, got {_describe(x)}")
-        arr = probe.astype(dtypes[0])
+        arr = to_float_dtype(probe, dtypes[0], name)
     if arr.size == 0 and not allow_empty:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     return arr
 
 
 def _check_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {_describe(value)}")
-    return int(value)
+    return check_int(value, name)
 
 
 def _check_round_type(round_type: Any) -> int:
@@ -157,14 +189,8 @@ def _check_quant_axis(quant_axis: Any, ndim: int, allow_per_tensor: bool = True)
 
 
 def _check_scale_values(scale: np.ndarray, name: str) -> None:
-    with np.errstate(invalid="ignore"):
-        neg = scale < 0
-    if neg.any():
-        i = int(np.flatnonzero(neg.ravel())[0])
-        raise ValueError(
-            f"{name} must be >= 0 (0, +inf and NaN are emulated), got "
-            f"{scale.ravel()[i]!r} at flat index {i}"
-        )
+    check_scale_values(scale, name, allow_zero=True, allow_nonfinite=True,
+                       note=" (0, +inf and NaN are emulated)")
 
 
 def _per_tensor_scale(scale: np.ndarray, name: str) -> np.ndarray:
@@ -197,18 +223,24 @@ def _along_axis(v: np.ndarray, ndim: int, axis: int) -> np.ndarray:
 
 
 def _check_flag(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {_describe(value)}")
-    return bool(value)
+    return check_flag(value, name)
 
 
 def _float_param(value: Any, name: str) -> np.float32:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    v = _F32(value)
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
+    """An op attribute of type float: a real number, finite once rounded to float32."""
+    return _F32(check_real(value, name, dtype=_F32))
+
+
+def _broadcasts_to(scale: np.ndarray, x: np.ndarray, name: str) -> None:
+    """``scale`` must broadcast against ``x`` without enlarging it."""
+    try:
+        shape = np.broadcast_shapes(x.shape, scale.shape)
+    except ValueError:
+        shape = None
+    if shape != x.shape:
+        raise ValueError(
+            f"{name} of shape {scale.shape} must broadcast to x's shape {x.shape}"
+        )
 
 
 # --------------------------------------------------------------------------- primitives
@@ -224,7 +256,15 @@ def flush_denormals(a: np.ndarray) -> np.ndarray:
     written as zero. The eager ``paddle._C_ops`` path does not. float16 arrays are returned
     unchanged: Eigen's ``half`` arithmetic goes through float32, where float16 subnormals are
     normal numbers; integer arrays too.
+
+    Returns a fresh array in native byte order; ``a`` must hold real numbers (``TypeError``
+    for bool, complex, object and string input). Empty input gives an empty result.
     """
+    return np.array(_flush(as_real_array(a, "a")))
+
+
+def _flush(a: Any) -> np.ndarray:
+    """:func:`flush_denormals` without the checks; returns ``a`` itself when nothing changes."""
     a = np.asarray(a)
     if a.dtype.kind != "f" or a.dtype == np.float16:
         return a
@@ -237,7 +277,7 @@ def flush_denormals(a: np.ndarray) -> np.ndarray:
 
 
 def _fz(a: Any, flush: bool) -> np.ndarray:
-    return flush_denormals(a) if flush else np.asarray(a)
+    return _flush(a) if flush else np.asarray(a)
 
 
 def inverse(s: Any, flush: bool = False) -> np.ndarray:
@@ -251,9 +291,16 @@ def inverse(s: Any, flush: bool = False) -> np.ndarray:
     ``flush=True`` applies :func:`flush_denormals` to ``s`` and to the result (a scale above
     about ``8.5e37`` then has ``inv = 0``).
 
+    ``s`` is float32 (Python numbers and lists are converted); an empty ``s`` gives an empty
+    result.
+
     Matches ``inverse`` in ``paddle/phi/kernels/funcs/fake_quantize_functor.h``.
     """
-    s = _fz(_as_array(s, "s", allow_empty=True), flush)
+    return _inverse(_as_array(s, "s", allow_empty=True), _check_flag(flush, "flush"))
+
+
+def _inverse(s: np.ndarray, flush: bool = False) -> np.ndarray:
+    s = _fz(s, flush)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = np.where(s <= _TINY, _F32(1) / (s + _EPS), _F32(1) / s)
     return _fz(np.asarray(out, dtype=_F32), flush)
@@ -262,7 +309,7 @@ def inverse(s: Any, flush: bool = False) -> np.ndarray:
 def _multiplier(scale: np.ndarray, qmax: int, flush: bool = False) -> np.ndarray:
     """``c = fl(qmax * inv(S))`` (float32, same shape as ``scale``)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return _fz(np.asarray(_F32(qmax) * inverse(scale, flush), dtype=_F32), flush)
+        return _fz(np.asarray(_F32(qmax) * _inverse(scale, flush), dtype=_F32), flush)
 
 
 def quantize_rt0(x: np.ndarray, scale: np.ndarray, qmax: int, flush: bool = False
@@ -293,6 +340,22 @@ def quantize_rt0(x: np.ndarray, scale: np.ndarray, qmax: int, flush: bool = Fals
     as called by ``ClipAndFakeQuantFunctor`` / ``ChannelClipAndFakeQuantFunctor``
     (``fake_quantize_functor.cc``).
     """
+    return _quantize_rt0(*_quantize_args(x, scale, qmax, flush))
+
+
+def _quantize_args(x: Any, scale: Any, qmax: Any, flush: Any
+                   ) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """Checks of the quantize primitives: float32 ``x`` (may be empty) and ``scale`` (>= 0;
+    0, +inf and NaN are emulated) that broadcasts to ``x``'s shape, ``qmax``, ``flush``."""
+    xa = _as_array(x, "x", allow_empty=True)
+    sa = _as_array(scale, "scale", allow_empty=True)
+    _broadcasts_to(sa, xa, "scale")
+    _check_scale_values(sa, "scale")
+    return xa, sa, _check_qmax(qmax), _check_flag(flush, "flush")
+
+
+def _quantize_rt0(x: np.ndarray, scale: np.ndarray, qmax: int, flush: bool = False
+                  ) -> np.ndarray:
     c = _multiplier(scale, qmax, flush)
     with np.errstate(invalid="ignore", over="ignore"):
         v = _fz(np.asarray(c * _fz(x, flush), dtype=_F32), flush)
@@ -330,6 +393,11 @@ def quantize_rt1(x: np.ndarray, scale: np.ndarray, qmax: int, flush: bool = Fals
     Matches the ``round_type == 1`` branches of ``ClipAndFakeQuantFunctor`` and
     ``ChannelClipAndFakeQuantFunctor`` in ``paddle/phi/kernels/funcs/fake_quantize_functor.cc``.
     """
+    return _quantize_rt1(*_quantize_args(x, scale, qmax, flush))
+
+
+def _quantize_rt1(x: np.ndarray, scale: np.ndarray, qmax: int, flush: bool = False
+                  ) -> np.ndarray:
     xf, sf = _fz(x, flush), _fz(scale, flush)  # DAZ: the compares see flushed operands
     with np.errstate(invalid="ignore"):
         xc = np.where(xf < -sf, -sf, np.where(xf > sf, sf, xf))
@@ -346,10 +414,23 @@ def quantize(x: np.ndarray, scale: np.ndarray, qmax: int, round_type: int,
     ``flush=True`` emulates the FTZ/DAZ floating-point mode (:func:`flush_denormals` on every
     operand and result); it only matters for scales above about ``8.5e37`` (``inv(S)`` is
     subnormal and becomes 0) since subnormal products round to zero anyway.
+
+    Checks (shared by :func:`quantize_rt0` / :func:`quantize_rt1`): ``x`` and ``scale`` are
+    float32 (Python numbers and lists are converted), ``scale`` is >= 0 and broadcasts to
+    ``x``'s shape, ``qmax`` is in [1, 32767] or 57344, ``round_type`` is 0 or 1 (any other
+    value raises instead of selecting a branch), ``flush`` is a bool. Empty ``x`` gives an
+    empty result.
     """
+    rt = _check_round_type(round_type)
+    xa, sa, qm, fl = _quantize_args(x, scale, qmax, flush)
+    return _quantize(xa, sa, qm, rt, fl)
+
+
+def _quantize(x: np.ndarray, scale: np.ndarray, qmax: int, round_type: int,
+              flush: bool = False) -> np.ndarray:
     if round_type == 0:
-        return quantize_rt0(x, scale, qmax, flush)
-    return quantize_rt1(x, scale, qmax, flush)
+        return _quantize_rt0(x, scale, qmax, flush)
+    return _quantize_rt1(x, scale, qmax, flush)
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray, max_range: Any, flush: bool = False
@@ -368,7 +449,23 @@ def dequantize(q: np.ndarray, scale: np.ndarray, max_range: Any, flush: bool = F
     ``paddle/phi/kernels/cpu/quantize_linear_kernel.cc`` and the dequantize half of
     ``ClipAndFakeQuantDequantFunctor`` / ``ChannelClipFakeQuantDequantFunctor``
     (``paddle/phi/kernels/funcs/fake_quantize_functor.cc``).
+
+    Checks: ``scale`` is float16 / float32 / float64 (Python numbers and lists become
+    float32) and >= 0; ``q`` has ``scale``'s dtype (Python numbers and lists are converted
+    to it; a value beyond its range raises) and ``scale`` broadcasts to its shape;
+    ``max_range`` is a real number, finite and > 0 in that dtype (``max_range=0`` would
+    give ``inf``); ``flush`` is a bool. Empty ``q`` gives an empty result.
     """
+    sa = _as_array(scale, "scale", dtypes=_DQ_SCALE_DTYPES, allow_empty=True)
+    qa = _as_array(q, "q", dtypes=(sa.dtype.type,), allow_empty=True)
+    _broadcasts_to(sa, qa, "scale")
+    _check_scale_values(sa, "scale")
+    m = check_real(max_range, "max_range", positive=True, dtype=sa.dtype.type)
+    return _dequantize(qa, sa, m, _check_flag(flush, "flush"))
+
+
+def _dequantize(q: np.ndarray, scale: np.ndarray, max_range: Any, flush: bool = False
+                ) -> np.ndarray:
     dt = np.asarray(scale).dtype
     m = dt.type(max_range)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -389,8 +486,21 @@ def abs_max(x: np.ndarray) -> np.float32:
     ``x`` is converted to float32 first (a no-op for the float32 arrays the kernels pass;
     rounding is monotone, so this equals rounding the abs-max of a wider input).
 
+    ``x`` must be a non-empty floating array (float16 / float32 / float64; Python numbers and
+    lists are read as float64): an empty ``x`` has no abs-max and raises ``ValueError``, a
+    float64 value beyond float32's range raises ``ValueError`` instead of becoming ``inf``.
+
     Matches ``FindAbsMaxFunctor`` in ``paddle/phi/kernels/funcs/fake_quantize_functor.cc``.
     """
+    return _abs_max(_as_f32_data(x))
+
+
+def _as_f32_data(x: Any) -> np.ndarray:
+    """Non-empty floating ``x`` for the abs-max reductions, as float32 (see :func:`abs_max`)."""
+    return to_float_dtype(as_float_array(x, "x"), _F32, "x")
+
+
+def _abs_max(x: np.ndarray) -> np.float32:
     flat = np.asarray(x, dtype=_F32).reshape(-1)
     if np.isnan(flat[0]):
         return _F32(np.nan)
@@ -427,8 +537,18 @@ def channel_abs_max(x: np.ndarray, quant_axis: int, flush: bool = False) -> np.n
     PaddleSlim's channel-wise quanter calls): subnormal magnitudes compare and are stored as
     0, so a channel of only subnormals and zeros gets scale 0.
 
+    Checks: ``x`` as in :func:`abs_max` (non-empty, floating, converted to float32);
+    ``quant_axis`` must be 0 or 1 and below ``x.ndim`` (any other value raises instead of
+    being read as axis 1); ``flush`` is a bool.
+
     Matches ``FindChannelAbsMaxFunctor`` in ``paddle/phi/kernels/funcs/fake_quantize_functor.cc``.
     """
+    xa = _as_f32_data(x)
+    axis = _check_quant_axis(quant_axis, xa.ndim, allow_per_tensor=False)
+    return _channel_abs_max(xa, axis, _check_flag(flush, "flush"))
+
+
+def _channel_abs_max(x: np.ndarray, quant_axis: int, flush: bool = False) -> np.ndarray:
     if quant_axis == 0:
         return _chunk_abs_max(x.reshape(x.shape[0], -1), flush)
     d0, d1 = x.shape[0], x.shape[1]
@@ -491,11 +611,11 @@ def quantize_linear(
     moving average with a hard-coded rate 0.9) is not emulated here; see
     :func:`fake_quantize_moving_average_abs_max`.
     """
-    x = _as_array(x, "x")
-    s = _as_array(scale, "scale")
+    x = _as_array(x, "x", allow_empty=True)
+    s = _as_array(scale, "scale", allow_empty=True)
     if zero_point is not None:
         _as_array(zero_point, "zero_point", dtypes=(np.float32, np.float64, np.int32,
-                                                    np.int64, np.int8))
+                                                    np.int64, np.int8), allow_empty=True)
     check_bits(bit_length, "bit_length")
     _check_int(qmin, "qmin")
     qm = _check_qmax(qmax)
@@ -505,7 +625,7 @@ def quantize_linear(
         s_b = _per_tensor_scale(s, "scale")
     else:
         s_b = _per_channel_scale(s, "scale", x.shape, axis)
-    return quantize(x, s_b, qm, rt, _check_flag(flush_denormals, "flush_denormals"))
+    return _quantize(x, s_b, qm, rt, _check_flag(flush_denormals, "flush_denormals"))
 
 
 _DQ_X_DTYPES = (np.float32, np.float64, np.int8)
@@ -552,11 +672,11 @@ def dequantize_linear(
     ``paddle/phi/kernels/impl/quantize_linear_impl.h`` with ``DequantizeFunctor`` and
     ``ChannelDequantizeFunctorV2`` in ``paddle/phi/kernels/cpu/quantize_linear_kernel.cc``.
     """
-    qa = _as_array(q, "q", dtypes=_DQ_X_DTYPES)
-    s = _as_array(scale, "scale", dtypes=_DQ_SCALE_DTYPES)
+    qa = _as_array(q, "q", dtypes=_DQ_X_DTYPES, allow_empty=True)
+    s = _as_array(scale, "scale", dtypes=_DQ_SCALE_DTYPES, allow_empty=True)
     if zero_point is not None:
         _as_array(zero_point, "zero_point", dtypes=(np.float32, np.float64, np.int32,
-                                                    np.int64, np.int8))
+                                                    np.int64, np.int8), allow_empty=True)
     check_bits(bit_length, "bit_length")
     _check_int(qmin, "qmin")
     qm = _check_qmax(qmax)
@@ -566,8 +686,11 @@ def dequantize_linear(
     flush = _check_flag(flush_denormals, "flush_denormals")
     with np.errstate(over="ignore", invalid="ignore"):
         # phi::Cast to the scale's dtype runs under the same FTZ/DAZ mode
-        qd = _fz(_fz(qa, flush).astype(s.dtype), flush)
-    return dequantize(qd, s_b, _F32(qm), flush)
+        q_in = _fz(qa, flush)
+        if q_in.dtype == np.float64 and s.dtype != np.float64:
+            to_float_dtype(q_in, _F32, "q")  # float64 beyond float32's range raises
+        qd = _fz(q_in.astype(s.dtype), flush)
+    return _dequantize(qd, s_b, _F32(qm), flush)
 
 
 # --------------------------------------------------------------------------- fake ops
@@ -601,8 +724,8 @@ def fake_quantize_abs_max(
     xa = _as_array(x, "x")
     qmax = _fake_qmax(bit_length)
     rt = _check_round_type(round_type)
-    s = np.asarray(abs_max(xa))
-    return quantize(xa, s, qmax, rt), np.array([s], dtype=_F32)
+    s = np.asarray(_abs_max(xa))
+    return _quantize(xa, s, qmax, rt), np.array([s], dtype=_F32)
 
 
 def fake_quantize_dequantize_abs_max(
@@ -625,9 +748,9 @@ def fake_quantize_dequantize_abs_max(
     xa = _as_array(x, "x")
     qmax = _fake_qmax(bit_length)
     rt = _check_round_type(round_type)
-    s = np.asarray(abs_max(xa))
-    q = quantize(xa, s, qmax, rt)
-    return dequantize(q, s, _F32(qmax)), np.array([s], dtype=_F32)
+    s = np.asarray(_abs_max(xa))
+    q = _quantize(xa, s, qmax, rt)
+    return _dequantize(q, s, _F32(qmax)), np.array([s], dtype=_F32)
 
 
 def _channel_args(x: Any, bit_length: Any, round_type: Any, quant_axis: Any
@@ -661,8 +784,8 @@ def fake_channel_wise_quantize_abs_max(
     (``paddle/phi/kernels/funcs/fake_quantize_functor.cc``).
     """
     xa, qmax, rt, axis = _channel_args(x, bit_length, round_type, quant_axis)
-    scales = channel_abs_max(xa, axis)
-    return quantize(xa, _along_axis(scales, xa.ndim, axis), qmax, rt), scales
+    scales = _channel_abs_max(xa, axis)
+    return _quantize(xa, _along_axis(scales, xa.ndim, axis), qmax, rt), scales
 
 
 def fake_channel_wise_quantize_dequantize_abs_max(
@@ -681,10 +804,10 @@ def fake_channel_wise_quantize_dequantize_abs_max(
     ``ChannelClipFakeQuantDequantFunctor`` (``paddle/phi/kernels/funcs/fake_quantize_functor.cc``).
     """
     xa, qmax, rt, axis = _channel_args(x, bit_length, round_type, quant_axis)
-    scales = channel_abs_max(xa, axis)
+    scales = _channel_abs_max(xa, axis)
     s_b = _along_axis(scales, xa.ndim, axis)
-    q = quantize(xa, s_b, qmax, rt)
-    return dequantize(q, s_b, _F32(qmax)), scales
+    q = _quantize(xa, s_b, qmax, rt)
+    return _dequantize(q, s_b, _F32(qmax)), scales
 
 
 def fake_dequantize_max_abs(x: Any, scale: Any, max_range: float) -> np.ndarray:
@@ -701,7 +824,7 @@ def fake_dequantize_max_abs(x: Any, scale: Any, max_range: float) -> np.ndarray:
     (``paddle/phi/kernels/impl/fake_dequantize_kernel_impl.h``) with the CPU
     ``DequantizeFunctor`` (``paddle/phi/kernels/funcs/fake_dequantize_functor.cc``).
     """
-    xa = _as_array(x, "x", dtypes=(np.float32, np.float64))
+    xa = _as_array(x, "x", dtypes=(np.float32, np.float64), allow_empty=True)
     s = _as_array(scale, "scale", dtypes=(np.float32, np.float64))
     if s.dtype != xa.dtype:
         raise TypeError(
@@ -712,7 +835,7 @@ def fake_dequantize_max_abs(x: Any, scale: Any, max_range: float) -> np.ndarray:
     if not mr > 0:
         raise ValueError(f"max_range must be > 0, got {max_range!r}")
     s0 = _per_tensor_scale(s, "scale")
-    return dequantize(xa, s0, xa.dtype.type(mr))
+    return _dequantize(xa, s0, xa.dtype.type(mr))
 
 
 # --------------------------------------------------------------------------- moving average
@@ -759,15 +882,14 @@ def _moving_average(
     x: Any, in_scale: Any, in_accum: Any, in_state: Any, moving_rate: Any, bit_length: Any,
     round_type: Any, is_test: Any, dequant: bool,
 ) -> MovingAverageResult:
-    xa = _as_array(x, "x")
+    test = _check_flag(is_test, "is_test")
+    xa = _as_array(x, "x", allow_empty=test)  # training reduces x: an abs-max needs values
     s_in = _state1(in_scale, "in_scale")
     rate = _float_param(moving_rate, "moving_rate")
     qmax = _fake_qmax(bit_length)
     rt = _check_round_type(round_type)
-    if not isinstance(is_test, (bool, np.bool_)):
-        raise TypeError(f"is_test must be a bool, got {_describe(is_test)}")
 
-    if is_test:
+    if test:
         _check_scale_values(s_in, "in_scale")
         scale = s_in
         accum = None if in_accum is None else _state1(in_accum, "in_accum").reshape(1).copy()
@@ -778,7 +900,7 @@ def _moving_average(
             raise ValueError(f"{missing} is required when is_test=False, got None")
         acc0 = _state1(in_accum, "in_accum")
         st0 = _state1(in_state, "in_state")
-        st, acc, s_new = _moving_average_update(st0, acc0, abs_max(xa), rate)
+        st, acc, s_new = _moving_average_update(st0, acc0, _abs_max(xa), rate)
         scale = np.asarray(s_new)
         if scale < 0:
             raise ValueError(
@@ -787,8 +909,8 @@ def _moving_average(
             )
         accum = np.array([acc], dtype=_F32)
         state = np.array([st], dtype=_F32)
-    q = quantize(xa, scale, qmax, rt)
-    out = dequantize(q, scale, _F32(qmax)) if dequant else q
+    q = _quantize(xa, scale, qmax, rt)
+    out = _dequantize(q, scale, _F32(qmax)) if dequant else q
     return MovingAverageResult(out, np.array([scale], dtype=_F32).reshape(1), accum, state)
 
 

@@ -29,6 +29,14 @@ by ``T(n)``. This model agreed bit for bit with ``paddle.mean`` on every size me
 against real Paddle with Hypothesis. It lives, with :class:`LaneSum` and :func:`lanes_for`,
 in :mod:`refquant.kernels._paddle_reduce` (one implementation of Paddle's CPU reduction
 orders, shared with the quanters) and is re-exported here.
+
+Input rules (shared with the other kernel families): :func:`quant_dequant` is elementwise,
+so an empty ``x`` gives an empty result, while :func:`paddle_mean` is a reduction and raises
+``ValueError`` for an empty ``x``. :func:`quant_dequant` reads Python numbers and lists as
+float32 (as ``paddle.to_tensor`` makes them; a value beyond float32's range raises
+``ValueError`` instead of becoming ``inf``) and evaluates float64 arrays in float64, never
+narrowed. Big-endian arrays are read by value; complex, bool, object and string input raise
+``TypeError``. Caller arrays are never modified.
 """
 
 from __future__ import annotations
@@ -37,7 +45,13 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array
+from .._validation import (
+    as_kernel_input,
+    as_real_array,
+    check_int,
+    check_real,
+    to_float_dtype,
+)
 from ._paddle_reduce import LaneSum, lanes_for, paddle_mean
 
 __all__ = [
@@ -50,13 +64,27 @@ __all__ = [
 ]
 
 
+_MAX_FACTORS = 10**6
+
+
 def search_factors(start: float = 0.3, stop: float = 1.0, step: float = 0.02) -> tuple[float, ...]:
     """The factors PaddleSlim's ``while s <= 1.0: ...; s += 0.02`` loop visits.
 
     ``s`` is accumulated in float64, so from the fourth value on it drifts above the
     decimal grid and the value after 0.98... is 1.0000000000000004 > 1.0: the loop visits
     35 factors and never 1.0 (paddleslim-quirks.md items 1 and 16).
+
+    ``start``, ``stop`` and ``step`` must be finite real numbers, ``step > 0`` (the loop
+    would never end otherwise) and the loop may visit at most ``10**6`` factors.
     """
+    start = float(check_real(start, "start"))
+    stop = float(check_real(stop, "stop"))
+    step = float(check_real(step, "step", positive=True))
+    if (stop - start) / step > _MAX_FACTORS:
+        raise ValueError(
+            f"start={start!r}, stop={stop!r}, step={step!r} would visit more than "
+            f"{_MAX_FACTORS} factors"
+        )
     out = []
     s = start
     while s <= stop:
@@ -90,17 +118,32 @@ def quant_dequant(
     array broadcastable against ``x`` (``mse_weight.py``'s per-channel scales, cast to
     ``T`` like Paddle does when both tensors share ``T``). ``x`` is never modified; pass
     ``out`` (same shape and dtype as ``x``) to reuse a buffer.
+
+    Checks: ``x`` is a float16 / float32 / float64 array (Python numbers and lists become
+    float32, as ``paddle.to_tensor`` makes them; an empty ``x`` gives an empty result);
+    ``scale`` holds real numbers that fit ``T`` (``1e39`` with float32 ``x`` raises instead
+    of becoming ``inf``) and broadcasts to ``x``'s shape; any sign, 0, +-inf and NaN are
+    evaluated by IEEE rules, as Paddle evaluates the expression; ``qmax >= 1`` and
+    ``qmin < qmax`` are integers; ``out`` is a writeable array of ``x``'s shape and dtype
+    that shares no memory with ``x`` or ``scale``.
     """
-    arr = as_float_array(x, "x", allow_nonfinite=True, allow_empty=True)
+    arr = as_kernel_input(x, "x", (np.float32, np.float16, np.float64))
     dt = arr.dtype
-    if isinstance(qmax, bool) or not isinstance(qmax, (int, np.integer)) or int(qmax) < 1:
-        raise ValueError(f"qmax must be a positive integer, got {qmax!r}")
-    lo = -int(qmax) - 1 if qmin is None else int(qmin)
-    s = np.asarray(scale, dtype=dt)
+    qmax = check_int(qmax, "qmax", low=1)
+    lo = -qmax - 1 if qmin is None else check_int(qmin, "qmin", high=qmax - 1)
+    s = to_float_dtype(as_real_array(scale, "scale"), dt, "scale")
+    try:
+        bshape = np.broadcast_shapes(arr.shape, s.shape)
+    except ValueError:
+        bshape = None
+    if bshape != arr.shape:
+        raise ValueError(f"scale of shape {s.shape} must broadcast to x's shape {arr.shape}")
     qm = dt.type(qmax)
     zero = dt.type(0.0)
     if out is None:
-        out = np.empty(np.broadcast_shapes(arr.shape, s.shape), dtype=dt)
+        out = np.empty(arr.shape, dtype=dt)
+    else:
+        _check_out(out, arr, s)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         np.divide(arr, s, out=out)
         np.multiply(out, qm, out=out)
@@ -112,3 +155,18 @@ def quant_dequant(
         if s.ndim == 0:
             np.add(out, zero, out=out)  # ... so a Python-float scale also turns -0.0 into +0.0
     return out
+
+
+def _check_out(out: Any, x: np.ndarray, scale: np.ndarray) -> None:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
+    if out.shape != x.shape or out.dtype != x.dtype:
+        raise ValueError(
+            f"out must have x's shape {x.shape} and dtype {x.dtype}, got shape {out.shape} "
+            f"and dtype {out.dtype}"
+        )
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable, got a read-only array")
+    for name, a in (("x", x), ("scale", scale)):
+        if np.may_share_memory(out, a) and np.shares_memory(out, a):
+            raise ValueError(f"out must not share memory with {name} (inputs are never modified)")

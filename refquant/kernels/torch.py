@@ -33,6 +33,16 @@ holding bfloat16 values with ``bfloat16=True`` to the fake-quant functions.
 Input checks are stricter than torch's (DESIGN.md principle 6): ``scale`` must be finite and
 > 0 before and after its conversion to float32, ``quant_min < quant_max`` (torch accepts
 ``==``), and zero points must lie in the grid (torch does not check float zero points).
+
+Input rules (shared with the other kernel families): every function here is elementwise, so
+an empty ``x`` / ``q`` gives an empty result. Python numbers and lists become float32 arrays
+(as ``torch.tensor`` makes float32 tensors of them); a finite value beyond float32's range
+raises ``ValueError`` instead of becoming ``inf``. A float64 array is computed as torch
+computes a float64 tensor (in double, by the fake-quant functions; the quantize functions
+accept float32 only), never narrowed. Scales are checked in float64 and again after their
+rounding to float32 (``scale=1e39`` raises). Big-endian arrays are read by value (same bits
+as native ones). Complex, bool, object and string input raise ``TypeError``; flags must be
+bools. Caller arrays are never modified.
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validation import _describe, as_float_array
+from .._validation import _describe, as_kernel_input, check_flag, check_int, native
 
 __all__ = [
     "QDTYPES",
@@ -78,9 +88,7 @@ _FBGEMM_F32_MAX = np.float32(2147483520.0)
 
 
 def _check_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {_describe(value)}")
-    return int(value)
+    return check_int(value, name)
 
 
 def _check_range(quant_min: Any, quant_max: Any) -> tuple[int, int]:
@@ -103,7 +111,7 @@ def _check_qdtype(dtype: Any) -> str:
 
 
 def _check_device(device: Any) -> str:
-    if device not in ("cpu", "cuda"):
+    if not isinstance(device, str) or device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {_describe(device)}")
     return str(device)
 
@@ -203,11 +211,9 @@ def _bcast(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
     return values.reshape(shape)
 
 
-def _fake_input(x: Any, bfloat16: bool) -> np.ndarray:
-    arr = as_float_array(
-        x, "x", allow_empty=True, dtypes=(np.float16, np.float32, np.float64)
-    )
-    if bfloat16:
+def _fake_input(x: Any, bfloat16: Any) -> np.ndarray:
+    arr = as_kernel_input(x, "x", (np.float32, np.float16, np.float64))
+    if check_flag(bfloat16, "bfloat16"):
         if arr.dtype != np.float32:
             raise TypeError(f"x must be float32 holding bfloat16 values, got dtype {arr.dtype}")
         low = arr.view(np.uint32) & np.uint32(0xFFFF)
@@ -411,7 +417,8 @@ def fake_quantize_per_channel_affine(
     multiply-add; the ``default`` build (machines without AVX2) rounds the product first.
     """
     arr = _fake_input(x, bfloat16)
-    if cpu_capability not in ("avx2", "avx512", "default"):
+    if not isinstance(cpu_capability, str) or cpu_capability not in ("avx2", "avx512",
+                                                                     "default"):
         raise ValueError(f"cpu_capability must be 'avx2', 'avx512' or 'default', "
                          f"got {_describe(cpu_capability)}")
     cap = str(cpu_capability)
@@ -460,13 +467,14 @@ def fake_quantize_per_channel_affine(
 
 
 def _quantize_input(x: Any) -> np.ndarray:
-    arr = as_float_array(x, "x", allow_empty=True)
-    if arr.dtype != np.float32:
+    if isinstance(x, (np.ndarray, np.generic)) and np.asarray(x).dtype.kind == "f" and (
+        np.asarray(x).dtype.type is not np.float32
+    ):
         raise TypeError(
             f"x must have dtype float32 (torch: 'Quantize only works on Float Tensor'), "
-            f"got dtype {arr.dtype}"
+            f"got dtype {np.asarray(x).dtype}"
         )
-    return arr
+    return as_kernel_input(x, "x", (np.float32,))
 
 
 def _check_type_zero_point(zp: int, dtype: str, name: str = "zero_point") -> None:
@@ -667,7 +675,7 @@ def dequantize(
     """
     if isinstance(q, (str, bytes)) or q is None:
         raise TypeError(f"q must be an integer array, got {_describe(q)}")
-    qa = np.asarray(q)
+    qa = native(np.asarray(q))
     if qa.dtype.kind not in "iu":
         raise TypeError(f"q must be an integer array, got dtype {qa.dtype}")
     name = _infer_qdtype(qa, dtype)

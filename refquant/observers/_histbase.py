@@ -18,15 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_bits
+from .._validation import check_bits, check_float32_range, check_name
 from ..histogram import ExactHistogram, SlimHistogram
-from .base import ObserverBase, Profile
+from .base import PROFILES, ObserverBase, Profile
 
 __all__: list[str] = []
 
 
 def check_histogram(hist: Any, bins: int, symmetric: bool) -> None:
-    """``TypeError``/``ValueError`` unless ``hist`` is an ExactHistogram of this shape."""
+    """``TypeError``/``ValueError`` unless ``hist`` is an ExactHistogram of this shape whose
+    values lie in float32's range (as ``observe`` requires of a batch)."""
     if not isinstance(hist, ExactHistogram):
         raise TypeError(f"hist must be an ExactHistogram, got {type(hist).__name__}")
     if (hist.bins, hist.symmetric) != (bins, symmetric):
@@ -34,16 +35,20 @@ def check_histogram(hist: Any, bins: int, symmetric: bool) -> None:
             f"hist must have bins={bins}, symmetric={symmetric}; got bins={hist.bins}, "
             f"symmetric={hist.symmetric}"
         )
+    if hist.total:
+        check_float32_range(np.array([hist.min, hist.max]), "hist (its min/max)")
 
 
 def check_bins_count(bins_count: Any, quant_bits: Any, profile: str) -> int:
-    """``bins_count`` as an int: an integer >= 1, and >= 2**(bits-1) for canonical."""
+    """``bins_count`` as an int: an integer in ``[1, 2**24]``, and >= 2**(bits-1) for
+    canonical."""
     if isinstance(bins_count, bool) or not isinstance(bins_count, (int, np.integer)):
         raise TypeError(f"bins_count must be an integer, got {bins_count!r}")
     n = int(bins_count)
     bits = check_bits(quant_bits, "quant_bits")
-    if n < 1:
-        raise ValueError(f"bins_count must be >= 1, got {n}")
+    check_name(profile, "profile", PROFILES)
+    if not 1 <= n <= 1 << 24:
+        raise ValueError(f"bins_count must be in [1, 2**24], got {n}")
     if profile == "canonical" and n < 2 ** (bits - 1):
         raise ValueError(
             f"bins_count must be >= 2**(quant_bits-1) = {2 ** (bits - 1)}, got {n}"
@@ -152,7 +157,8 @@ class HistogramObserverBase(ObserverBase):
         ``counts_on(lo, hi, bins)``, which must return, bit for bit,
         ``np.histogram(x, bins=bins, range=(lo, hi))[0]`` (int64) for the batch ``x`` in
         the tensor's dtype -- NumPy's float arithmetic on the edges included. ``batch_min``
-        and ``batch_max`` are ``float(min(x))`` and ``float(max(x))`` (exact).
+        and ``batch_max`` are ``float(min(x))`` and ``float(max(x))`` (exact; real scalars,
+        ``min <= max`` unless NaN).
         Equivalence, bit for bit::
 
             obs.observe(x)  ==  obs.observe_slim_batch(
@@ -160,5 +166,11 @@ class HistogramObserverBase(ObserverBase):
                 lambda lo, hi, bins: np.histogram(x, bins=bins, range=(lo, hi))[0])
         """
         self._require_profile("paddleslim", "observe_slim_batch")
-        self._slim.forward_stats(float(batch_min), float(batch_max), counts_on)
+        lo = self._stat_scalar(batch_min, "batch_min")
+        hi = self._stat_scalar(batch_max, "batch_max")
+        if lo > hi:
+            raise ValueError(f"batch_min must be <= batch_max, got {batch_min!r} > {batch_max!r}")
+        if not callable(counts_on):
+            raise TypeError(f"counts_on must be callable, got {type(counts_on).__name__}")
+        self._slim.forward_stats(lo, hi, counts_on)
         self._ingest(1)

@@ -131,10 +131,11 @@ class AbsmaxObserver(ObserverBase):
     def observe_abs_max(self, value: Any, *, batches: int = 1) -> None:
         """Fold in the statistic of ``batches`` batches: their abs-max ``max |x|``.
 
-        ``value`` is a real scalar (Python float or any NumPy float scalar): the largest
-        ``|x|`` over the batches, exact in the input's dtype or wider (max is exact, so a
-        float32 device reduction qualifies). Equivalence, bit for bit, for every ``x``
-        ``observe`` accepts::
+        ``value`` is a real scalar (Python or NumPy int/float, or a 0-D real array; not
+        bool or str): the largest ``|x|`` over the batches, exact in the input's dtype or
+        wider (max is exact, so a float32 device reduction qualifies); a finite value beyond
+        float32's range raises ``ValueError`` as ``observe`` does. Equivalence, bit for
+        bit, for every ``x`` ``observe`` accepts::
 
             obs.observe(x)  ==  obs.observe_abs_max(abs_max(x))
             # canonical with ignore_nonfinite: the abs-max of the finite values, -inf
@@ -146,13 +147,10 @@ class AbsmaxObserver(ObserverBase):
         for batches without a finite value (only ``num_batches`` changes, as with
         ``observe``); ``ValueError`` otherwise. paddleslim: rounded to float32 as
         PaddleSlim's ``cast``; NaN makes the running value NaN (``compute`` then gives 0,
-        item 9).
+        item 9); a negative value raises ``ValueError``.
         """
         batches = self._check_batches(batches)
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"value must be a real scalar, got {value!r}") from None
+        v = self._stat_scalar(value, "value")
         if self.profile == "canonical":
             if v == -math.inf:  # statistics of batches without a finite value
                 self._ingest(batches)
@@ -161,6 +159,9 @@ class AbsmaxObserver(ObserverBase):
                 raise ValueError(f"value must be a finite abs-max >= 0 (or -inf for no "
                                  f"finite values), got {value!r}")
             v = abs(v)
+        elif v < 0.0:
+            raise ValueError(f"value must be an abs-max >= 0 (NaN and inf pass through as in "
+                             f"PaddleSlim), got {value!r}")
         self._fold_abs_max(v)
         self._ingest(batches)
 
@@ -176,7 +177,8 @@ class AbsmaxObserver(ObserverBase):
                 raise ValueError("no finite values observed (ignore_nonfinite=True dropped all)")
             return symmetric_qparams(0.0, self._max, self.quant_bits)
         if self._cached is None:  # scales() caches its first result (item 10)
-            self._cached = per_tensor_qparams(slim_py_scale(self._max), self.quant_bits)
+            self._cached = per_tensor_qparams(slim_py_scale(self._max), self.quant_bits,
+                                              allow_nonfinite=True)  # -inf -> inf (Q11b)
         return self._cached
 
     def _merge(self, other: ObserverBase) -> None:

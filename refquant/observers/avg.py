@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import as_real_array, check_float32_range
 from ..kernels.slim import paddle_mean
 from ..qparams import QParams, integer_range
 from .absmax import slim_py_scale
@@ -77,8 +78,16 @@ def exact_sum(values: np.ndarray) -> Fraction:
 
 
 def fraction_to_float32(q: Fraction) -> np.float32:
-    """Round a rational to the nearest float32, ties to even (a single rounding)."""
-    f = np.float32(float(q))  # float() is correctly rounded; the f32 cast may double-round
+    """Round a rational to the nearest float32, ties to even (a single rounding).
+
+    ``ValueError`` when ``q`` rounds beyond float32's largest value (no finite result)."""
+    try:
+        with np.errstate(over="ignore"):
+            f = np.float32(float(q))  # float() is correctly rounded; the cast may double-round
+    except OverflowError:  # beyond float64
+        f = np.float32(np.inf)
+    if not np.isfinite(f):
+        raise ValueError("q is beyond the float32 range: it has no finite float32 rounding")
     best = f
     for c in (np.nextafter(f, np.float32(-np.inf)), np.nextafter(f, np.float32(np.inf))):
         if not np.isfinite(c):
@@ -148,17 +157,14 @@ class AVGObserver(ObserverBase):
         ``RuntimeError`` there as on Paddle's CPU.
         """
         batches = self._check_batches(batches)
-        arr = np.asarray(maxima)
-        if arr.ndim != 1 or arr.dtype.kind != "f":
-            raise TypeError(
-                f"maxima must be a 1-D floating array, got dtype {arr.dtype} shape {arr.shape}"
-            )
+        arr = self._stat_array(maxima, "maxima", 1)
         if arr.size == 0:
             raise ValueError("maxima must hold at least one sample (observe rejects empty x)")
         if self.profile == "canonical":
             if not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
                 raise ValueError("maxima must be finite and >= 0 (per-sample abs-max values)")
         else:
+            self._check_nonnegative(arr, "maxima")
             if batches != 1:
                 raise ValueError(
                     f"batches must be 1 for profile='paddleslim' (PaddleSlim averages each "
@@ -175,14 +181,20 @@ class AVGObserver(ObserverBase):
         for the ``k``-th batch, in batch order (PaddleSlim's ``_avg_list`` of Python
         floats; computed with Paddle's own ``mean`` on any device, or with
         :func:`refquant.kernels.slim.paddle_mean` of the per-sample maxima, NaN when a
-        maximum is NaN). Counts ``len(means)`` batches. Equivalence, bit for bit::
+        maximum is NaN): real numbers, NaN or ``>= 0``. Counts ``len(means)`` batches.
+        Equivalence, bit for bit::
 
             obs.observe(x)  ==  obs.observe_batch_means(
                 [nan if isnan(m).any() else float(paddle_mean(m))])
             # with m = per_sample_abs_max(x)
         """
         self._require_profile("paddleslim", "observe_batch_means")
-        vals = [float(v) for v in np.asarray(means, dtype=np.float64).reshape(-1)]
+        arr = as_real_array(means, "means")
+        if arr.ndim > 1:
+            raise ValueError(f"means must be a number or a 1-D sequence, got shape {arr.shape}")
+        check_float32_range(arr, "means")
+        self._check_nonnegative(arr, "means")
+        vals = [float(v) for v in arr.astype(np.float64).reshape(-1)]
         if not vals:
             raise ValueError("means must hold at least one batch's value")
         self._avg_list.extend(vals)

@@ -36,11 +36,21 @@ Profiles
 from __future__ import annotations
 
 import abc
+import copy
 from typing import Any, Literal
 
 import numpy as np
 
-from .._validation import as_float_array, check_bits, check_choice
+from .._validation import (
+    _describe,
+    as_float_array,
+    as_real_array,
+    check_bits,
+    check_flag,
+    check_float32_range,
+    check_int,
+    check_name,
+)
 from ..qparams import QParams
 
 __all__ = ["ObserverBase", "Profile", "PROFILES"]
@@ -66,6 +76,15 @@ class ObserverBase(abc.ABC):
         By default NaN/Inf in an observed batch raise ``ValueError``. With ``True`` the
         non-finite values are dropped before the statistics are updated (canonical
         profile), or passed through to reproduce PaddleSlim (``paddleslim`` profile).
+
+    Input rules shared by every observer: constructor arguments are type-checked strictly
+    (integers are ``int``/NumPy integers and not ``bool``, flags are ``bool``, strings come
+    from a known set); a batch is a floating array that is never modified (big-endian input
+    is read as its native-order copy, bit for bit); a finite value beyond float32's range
+    (float64 ``1e39``) raises ``ValueError`` in both profiles, as no float32 scale can
+    represent it (PaddleSlim would report ``inf``). ``copy.copy`` gives an independent
+    observer (the statistics are copied, as by ``copy.deepcopy``), and ``a.merge(a)``
+    merges an identical copy (the data counted twice).
     """
 
     #: minimum rank ``observe`` accepts (channel-wise observers raise it)
@@ -79,8 +98,8 @@ class ObserverBase(abc.ABC):
         ignore_nonfinite: bool = False,
     ) -> None:
         self.quant_bits = check_bits(quant_bits, "quant_bits")
-        self.profile: Profile = check_choice(profile, "profile", PROFILES)
-        self.ignore_nonfinite = bool(ignore_nonfinite)
+        self.profile: Profile = check_name(profile, "profile", PROFILES)  # type: ignore[assignment]
+        self.ignore_nonfinite = check_flag(ignore_nonfinite, "ignore_nonfinite")
         self._num_batches = 0
         self._reset()
 
@@ -95,6 +114,7 @@ class ObserverBase(abc.ABC):
         arr = as_float_array(
             x, "x", allow_nonfinite=self.ignore_nonfinite, min_ndim=self.min_ndim
         )
+        check_float32_range(arr, "x")
         self._observe(arr)
         self._num_batches += 1
 
@@ -110,7 +130,8 @@ class ObserverBase(abc.ABC):
         """Fold ``other``'s statistics into this observer (canonical profile only).
 
         After ``a.merge(b)``, ``a.compute()`` equals what one observer fed a's and b's
-        batches would compute, bit for bit. ``other`` is not modified.
+        batches would compute, bit for bit. ``other`` is not modified; ``a.merge(a)``
+        merges a snapshot of ``a`` (every batch counted twice).
         """
         if self.profile != "canonical":
             raise NotImplementedError(
@@ -128,6 +149,8 @@ class ObserverBase(abc.ABC):
             )
         if other._num_batches == 0:
             return
+        if other is self:  # merge an identical copy, never a state that grows while read
+            other = copy.deepcopy(self)
         self._merge(other)
         self._num_batches += other._num_batches
 
@@ -148,6 +171,20 @@ class ObserverBase(abc.ABC):
         """
         return {"num_batches": self._num_batches, **self._state()}
 
+    # -- copies -------------------------------------------------------------------------
+    def __deepcopy__(self, memo: dict[int, Any]) -> ObserverBase:
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for v in self.__dict__.values():
+            if isinstance(v, QParams):  # immutable: a copy may share it
+                memo[id(v)] = v
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
+
+    def __copy__(self) -> ObserverBase:
+        """An independent observer: the statistics are mutable, so they are copied."""
+        return self.__deepcopy__({})
+
     # -- statistics ingestion helpers -------------------------------------------------
     def _ingest(self, batches: int) -> None:
         """Count ``batches`` observed batches after an ``observe_<statistic>`` call."""
@@ -163,15 +200,67 @@ class ObserverBase(abc.ABC):
 
     def _shape_only(self, shape: Any, dtype: Any = np.float32) -> np.ndarray:
         """A zero-strided stand-in for a batch known only by ``shape`` and ``dtype``, for
-        the shape checks ``observe`` makes (``TypeError``/``ValueError`` like it)."""
+        the shape checks ``observe`` makes (``TypeError``/``ValueError`` like it).
+
+        ``shape`` is a tuple or list of non-negative integers (not bools or floats);
+        ``dtype`` a floating dtype. An empty shape (a zero dimension) is refused like an
+        empty batch."""
+        if not isinstance(shape, (tuple, list)):
+            raise TypeError(f"shape must be a tuple of integers, got {_describe(shape)}")
+        shp = tuple(check_int(d, f"shape[{i}]", low=0) for i, d in enumerate(shape))
         try:
-            shp = tuple(int(d) for d in shape)
-        except TypeError:
-            raise TypeError(f"shape must be a sequence of integers, got {shape!r}") from None
+            dt = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) is float64
+        except (TypeError, ValueError):
+            dt = None
+        if dt is None:
+            raise TypeError(f"dtype must be a floating dtype, got {_describe(dtype)}")
+        if dt.kind != "f":
+            raise TypeError(f"dtype must be a floating dtype, got {dt}")
         if len(shp) < self.min_ndim:
             raise ValueError(f"x must have at least {self.min_ndim} dimension(s), got shape "
                              f"{shp}")
-        return np.broadcast_to(np.zeros((), dtype), shp)
+        if 0 in shp:
+            raise ValueError(f"shape {shp} has a zero dimension: x must not be empty")
+        return np.broadcast_to(np.zeros((), dt.newbyteorder("=")), shp)
+
+    @staticmethod
+    def _stat_scalar(value: Any, name: str) -> float:
+        """A statistic given as one real number (Python or NumPy int/float, or a 0-D real
+        array; not bool, complex, str or None), as a float; NaN and +-inf pass (each method
+        says where they are allowed), a finite value beyond float32's range raises."""
+        arr = as_real_array(value, name)
+        if arr.ndim != 0:
+            raise TypeError(f"{name} must be a real scalar, got {_describe(value)}")
+        check_float32_range(arr, name)
+        return float(arr)
+
+    @staticmethod
+    def _stat_array(value: Any, name: str, ndim: int) -> np.ndarray:
+        """A statistic given as a ``ndim``-D floating array (native byte order; read-only
+        for the caller), with no finite value beyond float32's range."""
+        want = f"{name} must be a {ndim}-D floating array"
+        if value is None or isinstance(value, (str, bytes)):
+            raise TypeError(f"{want}, got {_describe(value)}")
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as exc:  # ragged or exotic sequences
+            raise TypeError(f"{want}, got {_describe(value)}") from exc
+        if arr.ndim != ndim or arr.dtype.kind != "f":
+            raise TypeError(f"{want}, got dtype {arr.dtype} shape {arr.shape}")
+        arr = as_float_array(arr, name, allow_empty=True)  # native byte order
+        check_float32_range(arr, name)
+        return arr
+
+    @staticmethod
+    def _check_nonnegative(arr: np.ndarray, name: str) -> None:
+        """``ValueError`` for a negative element (NaN passes): abs-maxima and losses are
+        never negative."""
+        with np.errstate(invalid="ignore"):
+            neg = np.asarray(arr) < 0
+        if np.any(neg):
+            i = int(np.flatnonzero(neg.ravel())[0])
+            raise ValueError(f"{name} must be >= 0, got {np.asarray(arr).ravel()[i]!r} at "
+                             f"flat index {i}")
 
     def _require_profile(self, profile: str, method: str) -> None:
         if self.profile != profile:

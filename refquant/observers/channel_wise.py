@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_axis
+from .._validation import check_axis, check_int
 from ..kernels.slim import SEARCH_FACTORS, quant_dequant
 from ..qparams import QParams, integer_range
 from .base import ObserverBase, Profile
@@ -103,9 +103,7 @@ class _ChannelWise(ObserverBase):
         profile: Profile = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
-        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))):
-            raise TypeError(f"axis must be an integer or None, got {axis!r}")
-        self._axis_arg = None if axis is None else int(axis)
+        self._axis_arg = None if axis is None else check_int(axis, "axis")
         super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
 
     def _config(self) -> dict[str, Any]:
@@ -193,13 +191,10 @@ class AbsMaxChannelWiseWeightObserver(_ChannelWise):
         first batch counts (item 33); float16 raises ``RuntimeError`` as on Paddle's CPU.
         """
         batches = self._check_batches(batches)
-        arr = np.asarray(maxima)
-        if arr.ndim != 1 or arr.dtype.kind != "f":
-            raise TypeError(
-                f"maxima must be a 1-D floating array, got dtype {arr.dtype} shape {arr.shape}"
-            )
+        arr = self._stat_array(maxima, "maxima", 1)
         if self.profile == "paddleslim":
             reject_slim_float16(arr, type(self).__name__)
+            self._check_nonnegative(arr, "maxima")
         elif not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
             raise ValueError("maxima must be finite and >= 0 (per-channel abs-max values)")
         if self.profile == "canonical" or self._max is None:
@@ -332,6 +327,8 @@ class MSEChannelWiseWeightObserver(_ChannelWise):
             self._shape != other._shape or self._axis != other._axis
         ):
             raise ValueError("cannot merge observers with different channel counts or axes")
-        self._values.extend(v.copy() for v in other._values)
+        # a list, not a generator: ``other`` may be ``self`` (extending a list while
+        # iterating it never ends)
+        self._values.extend([v.copy() for v in other._values])
         if self._axis is None:
             self._axis, self._shape, self._ndim = other._axis, other._shape, other._ndim

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_int
 from ..qparams import QParams, integer_range
 from .base import ObserverBase, Profile
 from .channel_wise import slim_is_zero
@@ -72,11 +73,7 @@ class GroupWiseWeightObserver(ObserverBase):
         profile: Profile = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
-        if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)):
-            raise TypeError(f"group_size must be a positive integer, got {group_size!r}")
-        if int(group_size) < 1:
-            raise ValueError(f"group_size must be >= 1, got {int(group_size)}")
-        self.group_size = int(group_size)
+        self.group_size = check_int(group_size, "group_size", low=1)
         super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
 
     def _config(self) -> dict[str, Any]:
@@ -148,11 +145,9 @@ class GroupWiseWeightObserver(ObserverBase):
         (item 35); after the first :meth:`compute` the cached value stays (item 36).
         """
         batches = self._check_batches(batches)
-        arr = np.asarray(maxima)
-        if arr.ndim != 2 or arr.dtype.kind != "f":
-            raise TypeError(
-                f"maxima must be a 2-D floating array, got dtype {arr.dtype} shape {arr.shape}"
-            )
+        arr = self._stat_array(maxima, "maxima", 2)
+        if self.profile == "paddleslim":
+            self._check_nonnegative(arr, "maxima")
         self.check_weight((arr.shape[0] * self.group_size, arr.shape[1]), arr.dtype)
         if self.profile == "canonical" and not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
             raise ValueError("maxima must be finite and >= 0 (group-wise abs-max values)")

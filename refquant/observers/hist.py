@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_percent
+from .._validation import check_flag, check_percent
 from ..histogram import ExactHistogram
 from ..qparams import QParams, asymmetric_qparams, symmetric_qparams
 from ._histbase import HistogramObserverBase, check_bins_count
@@ -196,8 +196,8 @@ class HistObserver(HistogramObserverBase):
     ) -> None:
         check_bins_count(bins_count, quant_bits, profile)
         self.percent = check_percent(percent, "percent")
-        self.sign = bool(sign)
-        self.symmetric = bool(symmetric)
+        self.sign = check_flag(sign, "sign")
+        self.symmetric = check_flag(symmetric, "symmetric")
         super().__init__(quant_bits, bins_count, profile=profile,
                          ignore_nonfinite=ignore_nonfinite)
 

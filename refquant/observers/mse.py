@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import as_real_array, check_int
 from ..histogram import ExactHistogram
 from ..kernels.slim import SEARCH_FACTORS
 from ..qparams import QParams, integer_range
@@ -89,7 +90,7 @@ class _SearchObserver(ObserverBase):
         ignore_nonfinite: bool = False,
         bins: int | None = None,
     ) -> None:
-        self._bins_arg = bins
+        self._bins_arg = None if bins is None else check_int(bins, "bins", 2, 1 << 24)
         super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
 
     def _config(self) -> dict:
@@ -103,7 +104,7 @@ class _SearchObserver(ObserverBase):
         return self._hist_bins()
 
     def _hist_bins(self) -> int:
-        return default_bins(self.quant_bits) if self._bins_arg is None else int(self._bins_arg)
+        return default_bins(self.quant_bits) if self._bins_arg is None else self._bins_arg
 
     def _reset(self) -> None:
         if self.profile == "canonical":
@@ -181,7 +182,8 @@ class _SearchObserver(ObserverBase):
           not finite. Any exact reproduction qualifies: :func:`refquant.observers.search.
           slim_search_losses` on the host, PaddleSlim's expressions with Paddle ops on a
           device.
-        * ``bound``: the decision bound reported in ``extra['bound']`` (MSE:
+        * ``bound``: the decision bound (``>= 0``; NaN or inf for non-finite data) reported
+          in ``extra['bound']`` (MSE:
           :func:`~refquant.observers.search.decision_bound` ``(n, dtype)``; EMD: the absolute
           :func:`~refquant.observers.search.emd_loss_bound`).
 
@@ -194,12 +196,18 @@ class _SearchObserver(ObserverBase):
         with ``m`` as above, ``scales = slim_candidates(m)``, ``qmax = 2**(bits-1) - 1``.
         """
         self._require_profile("paddleslim", "observe_losses")
-        arr = np.asarray(losses, dtype=np.float64).reshape(-1)
-        if arr.size != len(SEARCH_FACTORS):
-            raise ValueError(
-                f"losses must hold {len(SEARCH_FACTORS)} values (one per factor), got {arr.size}"
-            )
-        self._fold_losses(float(batch_max), arr.copy(), float(bound))
+        am = self._stat_scalar(batch_max, "batch_max")
+        if self._loss == "mse" and am < 0:
+            raise ValueError(f"batch_max must be an abs-max >= 0 for MSE, got {batch_max!r}")
+        arr = as_real_array(losses, "losses")
+        if arr.ndim != 1 or arr.size != len(SEARCH_FACTORS):
+            raise ValueError(f"losses must hold {len(SEARCH_FACTORS)} values (one per "
+                             f"factor, 1-D), got shape {arr.shape}")
+        self._check_nonnegative(arr, "losses")
+        b = self._stat_scalar(bound, "bound")  # NaN / inf for non-finite data
+        if b < 0:
+            raise ValueError(f"bound must be >= 0 (or NaN), got {bound!r}")
+        self._fold_losses(am, arr.astype(np.float64), b)
         self._ingest(1)
 
     def _state(self) -> dict[str, Any]:
@@ -228,8 +236,8 @@ class _SearchObserver(ObserverBase):
 class MSEObserver(_SearchObserver):
     """Per-tensor MSE-searching observer (see module docstring for both profiles).
 
-    ``bins`` (keyword-only, canonical profile) sets the histogram size; the default is
-    :func:`default_bins`.
+    ``bins`` (keyword-only, canonical profile) sets the histogram size, an integer in
+    ``[2, 2**24]``; the default is :func:`default_bins`.
     """
 
     _loss = "mse"

@@ -83,11 +83,12 @@ def decision_bound(n: int, dtype: type = np.float32) -> float:
 
 
 def per_tensor_qparams(scale: float | np.generic, bits: int,
-                       margin: float | None = None) -> QParams:
-    """Signed per-tensor QParams: ``fl32(scale)`` (one rounding), zero point 0."""
+                       margin: float | None = None, *, allow_nonfinite: bool = False) -> QParams:
+    """Signed per-tensor QParams: ``fl32(scale)`` (one rounding), zero point 0.
+    ``allow_nonfinite``: see :class:`refquant.qparams.QParams`."""
     qmin, qmax = integer_range(bits)
     return QParams(np.asarray(scale, dtype=np.float64), np.zeros((), np.int64), qmin, qmax, bits,
-                   None, margin=margin)
+                   None, margin=margin, allow_nonfinite=allow_nonfinite)
 
 
 def reject_slim_float16(x: np.ndarray, observer: str) -> None:

@@ -14,12 +14,23 @@ implementation each, and are re-exported here under the quanters' names:
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Literal
 
 import numpy as np
 
-from .._validation import as_float_array, check_choice
+from .._validation import (
+    _describe,
+    as_float_array,
+    as_real_array,
+    check_float32_range,
+    check_name,
+    check_real,
+    check_scale_values,
+    to_float_dtype,
+)
+from ..kernels._paddle_divide import paddle_divide
 from ..kernels._paddle_reduce import (
     eigen_mean,
     eigen_mean_cols,
@@ -57,7 +68,8 @@ PROFILES: tuple[str, ...] = ("canonical", "paddleslim")
 F32 = np.float32
 
 
-def paddle_std(x2d: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+def paddle_std(x2d: np.ndarray, axis: int | None, isa: str = "avx2"
+               ) -> tuple[np.ndarray, np.ndarray]:
     """``(paddle.mean(x, axis), paddle.std(x, axis))`` of a float32 tensor on CPU.
 
     ``paddle.std`` on a CPU build is ``sqrt(sum(pow(x - mean(x, keepdim), 2)) / (n - 1))``:
@@ -65,6 +77,11 @@ def paddle_std(x2d: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarra
     tree (full) or sequential (per-row / per-column) sum, one float32 division by
     ``fl32(n) - 1`` and a float32 ``sqrt``. ``axis`` is ``None`` (all elements) or 0/1 of a
     2-D array.
+
+    The full reduction's division is of two 0-D tensors, which Paddle hands to MKL's
+    ``vsDiv``: its result depends on the CPU variant ``isa`` (``"avx2"``, the default: the
+    IEEE quotient; ``"avx512"``; ``"host"``; :func:`refquant.kernels._paddle_divide.vml_divide`).
+    The per-row / per-column division broadcasts and is the IEEE quotient on every CPU.
 
     Exact except in one case: when the result has 8 or more elements, Paddle's CPU ``sqrt``
     computes the leading ``8 * floor(n / 8)`` of them with Eigen's fast-math packet square
@@ -77,7 +94,8 @@ def paddle_std(x2d: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarra
     if axis is None:
         m0 = eigen_mean(x)
         t0 = eigen_sum(eigen_square((x - m0).astype(F32)))
-        return np.asarray(m0, F32), np.sqrt(F32(t0 / F32(F32(x.size) - F32(1.0)))).astype(F32)
+        var = paddle_divide(np.asarray(t0, F32), np.asarray(F32(x.size) - F32(1.0)), isa)
+        return np.asarray(m0, F32), np.sqrt(var).astype(F32)
     mean: np.ndarray
     total: np.ndarray
     if axis == 1:
@@ -154,13 +172,19 @@ class QuanterBase:  # noqa: B024 - an interface with shared plumbing, not an ABC
     """Common constructor checks and the ``state`` / ``load_state`` protocol.
 
     Subclasses keep their running state in ``self._state`` (a dict of NumPy arrays and Python
-    scalars) and implement ``forward(x)``, ``backward(x, grad_y)`` and ``qparams()``.
+    scalars) and implement ``forward(x)``, ``backward(x, grad_y)``, ``qparams()`` and
+    ``_checked_state(state)`` (the validated new state for :meth:`load_state`).
+
+    Input rules shared by every quanter: constructor arguments are type-checked strictly
+    (integers are not ``bool``, flags are ``bool``, numbers are real and finite, strings come
+    from a known set); ``x`` and ``grad_y`` are floating arrays that are never modified, and a
+    finite value beyond float32's range (float64 ``1e39``) raises ``ValueError`` instead of
+    becoming ``inf``; ``load_state`` refuses wrongly shaped or typed entries and NaN /
+    negative scales. ``copy.copy`` gives an independent quanter (as ``copy.deepcopy``).
     """
 
-    _STATE_KEYS: tuple[str, ...] = ()
-
     def __init__(self, profile: Profile = "canonical") -> None:
-        self.profile: Profile = check_choice(profile, "profile", PROFILES)
+        self.profile: Profile = check_name(profile, "profile", PROFILES)  # type: ignore[assignment]
         self.training = True
         self._state: dict[str, Any] = {}
 
@@ -180,7 +204,13 @@ class QuanterBase:  # noqa: B024 - an interface with shared plumbing, not an ABC
         return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self._state.items()}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Replace the running state with ``state`` (as returned by :attr:`state`)."""
+        """Replace the running state with ``state`` (as returned by :attr:`state`).
+
+        Every entry is checked (``TypeError``/``ValueError`` naming ``state[key]``): the keys
+        must be this quanter's, arrays real with the shape the quanter uses, scales finite
+        and ``>= 0`` (``> 0`` where a zero step cannot occur). On an error nothing changes;
+        the arrays are copied, so the caller's are never shared or modified.
+        """
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict, got {type(state).__name__}")
         missing = set(self._state) - set(state)
@@ -189,14 +219,16 @@ class QuanterBase:  # noqa: B024 - an interface with shared plumbing, not an ABC
             raise ValueError(
                 f"state keys do not match: missing {sorted(missing)}, unexpected {sorted(extra)}"
             )
-        new: dict[str, Any] = {}
-        for key, value in state.items():
-            old = self._state[key]
-            if isinstance(old, np.ndarray) or (old is None and isinstance(value, np.ndarray)):
-                new[key] = None if value is None else np.array(value, dtype=_dtype_of(old))
-            else:
-                new[key] = value
-        self._state = new
+        self._state = self._checked_state(state)
+
+    def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The new state from ``state`` (keys already checked), every entry validated."""
+        raise NotImplementedError
+
+    # -- copies ----------------------------------------------------------------------
+    def __copy__(self) -> QuanterBase:
+        """An independent quanter: the running state is mutable, so it is copied."""
+        return copy.deepcopy(self)
 
     # -- interface -------------------------------------------------------------------
     def forward(self, x: Any) -> np.ndarray:
@@ -218,8 +250,10 @@ class QuanterBase:  # noqa: B024 - an interface with shared plumbing, not an ABC
     # -- checks ----------------------------------------------------------------------
     def _check_x(self, x: Any, name: str = "x", allow_nonfinite: bool = False,
                  min_ndim: int = 0) -> np.ndarray:
-        """``x`` as a float32 array (a fresh array; the caller's is never modified)."""
+        """``x`` as a float32 array (a fresh array; the caller's is never modified). A finite
+        value beyond float32's range raises ``ValueError`` (it would become ``inf``)."""
         arr = as_float_array(x, name, allow_nonfinite=allow_nonfinite, min_ndim=min_ndim)
+        check_float32_range(arr, name)
         return np.array(arr, dtype=F32)
 
     def _check_grad(self, x: np.ndarray, grad_y: Any) -> np.ndarray:
@@ -232,9 +266,50 @@ class QuanterBase:  # noqa: B024 - an interface with shared plumbing, not an ABC
         return f"{type(self).__name__}(profile={self.profile!r})"
 
 
-def _dtype_of(old: Any) -> Any:
-    return old.dtype if isinstance(old, np.ndarray) else F32
+def state_array(value: Any, key: str, shape: tuple[int, ...] | None, *,
+                sign: str = "nonnegative", allow_nonfinite: bool = False) -> np.ndarray:
+    """A state entry as a fresh float32 array, checked (errors name ``state[key]``).
 
+    ``value``: real numbers (no bool / complex / str / None), finite unless
+    ``allow_nonfinite`` (NaN and +inf then pass), no finite value beyond float32's range;
+    ``shape``: the exact shape required (``None``: any). ``sign``: ``"positive"`` (> 0),
+    ``"nonnegative"`` (>= 0) or ``"any"``.
+    """
+    name = f"state[{key!r}]"
+    arr = to_float_dtype(as_real_array(value, name), F32, name)
+    if shape is not None and arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got shape {arr.shape}")
+    if sign == "any":
+        if not allow_nonfinite and not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite, got {arr.tolist()!r}")
+    else:
+        check_scale_values(arr, name, allow_zero=sign == "nonnegative",
+                           allow_nonfinite=allow_nonfinite)
+    return np.array(arr, dtype=F32)
+
+
+def check_dtype_arg(dtype: Any) -> str:
+    """The quanters' ``dtype`` argument: the string ``'float32'`` (Paddle's default)."""
+    return check_name(dtype, "dtype", ("float32",))
+
+
+def check_name_arg(name: Any) -> str | None:
+    """The quanters' ``name`` argument: ``None`` or a string."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {_describe(name)}")
+    return name
+
+
+def check_real_arg(value: Any, name: str, low: float | None = None, high: float | None = None,
+                   *, low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real constructor argument (not bool) within the given bounds."""
+    v = float(check_real(value, name))
+    if (low is not None and (v < low or (low_open and v == low))) or (
+            high is not None and (v > high or (high_open and v == high))):
+        lo = "" if low is None else ("(" if low_open else "[") + repr(low)
+        hi = "" if high is None else repr(high) + (")" if high_open else "]")
+        raise ValueError(f"{name} must be in {lo or '(-inf'}, {hi or 'inf)'}, got {value!r}")
+    return v
 
 def f32_of_double(value: float) -> np.float32:
     """Round a Python float (double) to float32 once, as ``paddle.to_tensor(value)`` does."""

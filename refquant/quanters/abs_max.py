@@ -10,7 +10,8 @@ which runs the ``fake_quantize_dequantize_moving_average_abs_max`` kernel with
     S     = fl(accum / state)
     y     = paddle_qdq_round1(x, S, 2^(bits-1) - 1)  (clip to [-S, S], then quantize)
 
-In evaluation mode the stored ``S`` is used and nothing is updated. The gradient is the
+In evaluation mode the stored ``S`` is used and nothing is updated (canonical: an error before
+the first training call, when there is no observed ``S``). The gradient is the
 straight-through estimator: ``dx = dy`` everywhere (measured: no mask at saturation).
 
 Profiles
@@ -29,15 +30,19 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_bits
+from .._validation import check_bits, check_flag
 from ..qparams import QParams
 from ._common import (
     F32,
     Profile,
     QuanterBase,
+    check_dtype_arg,
+    check_name_arg,
+    check_real_arg,
     moving_average_update,
     paddle_abs_max,
     paddle_qdq_round1,
+    state_array,
 )
 
 __all__ = ["FakeQuanterWithAbsMaxObserver"]
@@ -69,16 +74,13 @@ class FakeQuanterWithAbsMaxObserver(QuanterBase):
         ignore_nonfinite: bool = False,
     ) -> None:
         super().__init__(profile)
-        if isinstance(moving_rate, bool) or not isinstance(moving_rate, (int, float, np.number)):
-            raise TypeError(f"moving_rate must be a number in (0, 1), got {moving_rate!r}")
-        if not 0.0 < float(moving_rate) < 1.0:
-            raise ValueError(f"moving_rate must be in (0, 1), got {moving_rate!r}")
-        if dtype != "float32":
-            raise ValueError(f"dtype must be 'float32', got {dtype!r}")
-        self.moving_rate = F32(moving_rate)
+        rate = check_real_arg(moving_rate, "moving_rate", 0.0, 1.0, low_open=True,
+                              high_open=True)
+        check_dtype_arg(dtype)
+        self.moving_rate = F32(rate)
         self.bit_length = check_bits(bit_length, "bit_length")
-        self.name = name
-        self.ignore_nonfinite = bool(ignore_nonfinite)
+        self.name = check_name_arg(name)
+        self.ignore_nonfinite = check_flag(ignore_nonfinite, "ignore_nonfinite")
         init = 1.0 if profile == "paddleslim" else 0.0
         self._state = {
             "scale": np.array([0.001], F32),
@@ -102,6 +104,8 @@ class FakeQuanterWithAbsMaxObserver(QuanterBase):
     def forward(self, x: Any) -> np.ndarray:
         """Quantize-dequantize ``x`` (updating ``state``/``accum``/``scale`` when training)."""
         arr = self._check_x(x, allow_nonfinite=self.ignore_nonfinite)
+        if not self.training:
+            self._require_forward("forward")  # eval mode: canonical needs an observed scale
         if self.training:
             st = self._state
             state, accum, scale = moving_average_update(
@@ -121,8 +125,24 @@ class FakeQuanterWithAbsMaxObserver(QuanterBase):
         arr = self._check_x(x, allow_nonfinite=self.ignore_nonfinite)
         return {"x": self._check_grad(arr, grad_y)}
 
+    def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``scale``, ``state``, ``accum``: float32 of shape ``(1,)``, finite and ``>= 0``
+        (paddleslim with ``ignore_nonfinite``: NaN / +inf allowed, as its kernel makes them)."""
+        loose = self.profile == "paddleslim" and self.ignore_nonfinite
+        return {k: state_array(state[k], k, (1,), allow_nonfinite=loose)
+                for k in ("scale", "state", "accum")}
+
+    def _require_forward(self, method: str) -> None:
+        """canonical: ``ValueError`` before the first training ``forward`` (``state == 0``):
+        the initial 0.001 is Paddle's placeholder, not a scale of any data."""
+        if self.profile == "canonical" and not self._state["state"][0] > 0:
+            raise ValueError(f"{type(self).__name__}.{method}() called before forward(): no "
+                             "scale has been observed yet")
+
     def scales(self) -> np.ndarray:
-        """Paddle's ``scales()``: the threshold ``S`` (shape ``(1,)``)."""
+        """Paddle's ``scales()``: the threshold ``S`` (shape ``(1,)``). canonical: raises
+        ``ValueError`` before the first training ``forward``."""
+        self._require_forward("scales")
         return self._state["scale"].copy()
 
     def zero_points(self) -> np.ndarray | None:
@@ -133,8 +153,10 @@ class FakeQuanterWithAbsMaxObserver(QuanterBase):
         """Symmetric threshold parameters: ``S``, zero point 0, grid ``[-qmax, qmax]``.
 
         Paddle's ``zero_points()`` returns ``None``; the grid's lower bound is ``-qmax``
-        because ``round_type=1`` clips before rounding.
+        because ``round_type=1`` clips before rounding. canonical: ``ValueError`` before the
+        first training ``forward`` (paddleslim reports Paddle's initial 0.001).
         """
+        self._require_forward("qparams")
         qmax = self.bin_cnt
         return QParams(self._state["scale"].reshape(()), np.zeros((), np.int64), -qmax, qmax,
                        self.bit_length, None, convention="threshold")

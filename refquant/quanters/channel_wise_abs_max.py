@@ -27,10 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_axis, check_bits
+from .._validation import check_axis, check_bits, check_flag, check_int
 from ..kernels.paddle import channel_abs_max
 from ..qparams import QParams
-from ._common import F32, Profile, QuanterBase, paddle_qdq_round1
+from ._common import (
+    F32,
+    Profile,
+    QuanterBase,
+    check_dtype_arg,
+    check_name_arg,
+    paddle_qdq_round1,
+    state_array,
+)
 
 __all__ = ["FakeQuanterChannelWiseAbsMaxObserver"]
 
@@ -73,18 +81,16 @@ class FakeQuanterChannelWiseAbsMaxObserver(QuanterBase):
         ignore_nonfinite: bool = False,
     ) -> None:
         super().__init__(profile)
-        if dtype != "float32":
-            raise ValueError(f"dtype must be 'float32', got {dtype!r}")
+        check_dtype_arg(dtype)
         self.bit_length = check_bits(bit_length, "bit_length")
-        if isinstance(quant_axis, bool) or not isinstance(quant_axis, (int, np.integer)):
-            raise TypeError(f"quant_axis must be an integer, got {quant_axis!r}")
-        if profile == "paddleslim" and quant_axis not in (0, 1):
+        axis = check_int(quant_axis, "quant_axis")
+        if profile == "paddleslim" and axis not in (0, 1):
             raise ValueError(
                 f"quant_axis must be 0 or 1 for profile='paddleslim', got {quant_axis}"
             )
-        self.quant_axis = int(quant_axis)
-        self.name = name
-        self.ignore_nonfinite = bool(ignore_nonfinite)
+        self.quant_axis = axis
+        self.name = check_name_arg(name)
+        self.ignore_nonfinite = check_flag(ignore_nonfinite, "ignore_nonfinite")
         # The channel count is fixed by the first forward (PaddleSlim: by the layer's weight).
         self._state = {"scale": np.zeros(0, F32)}
 
@@ -130,6 +136,21 @@ class FakeQuanterChannelWiseAbsMaxObserver(QuanterBase):
         """Straight-through gradient: ``{"x": grad_y}`` (float32 copy)."""
         arr, _ = self._checked(x)
         return {"x": self._check_grad(arr, grad_y)}
+
+    def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``scale``: a 1-D float32 array, finite and ``>= 0`` (a zero channel has scale 0;
+        paddleslim with ``ignore_nonfinite``: NaN / +inf allowed), with the channel count
+        of the current scales once there are any."""
+        loose = self.profile == "paddleslim" and self.ignore_nonfinite
+        scale = state_array(state["scale"], "scale", None, allow_nonfinite=loose)
+        old = self._state["scale"]
+        if scale.ndim != 1:
+            raise ValueError(f"state['scale'] must be 1-D (one scale per channel), got shape "
+                             f"{scale.shape}")
+        if old.size and scale.size and scale.shape != old.shape:
+            raise ValueError(f"state['scale'] must have shape {old.shape} (this quanter's "
+                             f"channels), got shape {scale.shape}")
+        return {"scale": scale}
 
     def scales(self) -> np.ndarray:
         """The per-channel thresholds (empty before the first forward)."""

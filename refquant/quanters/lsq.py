@@ -29,6 +29,9 @@ the gradients follow Paddle's CPU (Eigen) reduction order (:mod:`._common`), and
 not bit-exact: the per-channel weight statistics when ``paddle.std`` returns 8 or more values,
 whose packet ``sqrt`` is a hardware-dependent ``rsqrtps`` approximation (see
 :func:`._common.paddle_std`); the step then differs by a few ulp (max 4 measured).
+Paddle's division of two same-shape tensors (``LsqFunc`` per channel, ``paddle.std``'s last
+step, ``zero_points()``) depends on the CPU: it is exact for the variant named by ``isa``
+(``"avx2"``, the default, or ``"avx512"``; :mod:`refquant.kernels._paddle_divide`).
 
 ``canonical`` profile: the papers' method. Grid ``[Qn, Qp]`` from ``quant_bits`` and
 ``sign``; per-channel along any axis; weight init ``max(|mu +- 3 sigma|) / 2^(b-1)``
@@ -46,17 +49,22 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_axis, check_bits
+from .._validation import check_axis, check_bits, check_flag, check_int
+from ..kernels._isa import check_isa
+from ..kernels._paddle_divide import paddle_divide
 from ..qparams import QParams, integer_range
 from ._common import (
     F32,
     Profile,
     QuanterBase,
+    check_dtype_arg,
+    check_name_arg,
     eigen_sum,
     eigen_sum_rows,
     inv_sqrt_f32,
     lsq_round,
     paddle_std,
+    state_array,
 )
 
 __all__ = [
@@ -77,19 +85,28 @@ def _rows(w: np.ndarray, per_channel: bool, quant_axis: int) -> np.ndarray:
     return w.reshape(w.shape[quant_axis], -1) if per_channel else w
 
 
-def _div(w: np.ndarray, alpha: np.ndarray, per_channel: bool, quant_axis: int) -> np.ndarray:
+def _div(w: np.ndarray, alpha: np.ndarray, per_channel: bool, quant_axis: int,
+         isa: str = "avx2") -> np.ndarray:
+    """LsqFunc's ``paddle.divide``: per channel the rows by ``broadcast_to(alpha)`` (equal
+    shapes, so MKL's ``vsDiv`` in the CPU variant ``isa``), per tensor ``w`` by the ``[1]``
+    parameter (``vsDiv`` only when ``w`` has shape ``(1,)``); see
+    :func:`refquant.kernels._paddle_divide.paddle_divide`."""
     rows = _rows(w, per_channel, quant_axis)
-    a = alpha.reshape(-1, 1) if per_channel else alpha.reshape(())
-    return (rows / a).astype(F32)
+    if per_channel:
+        return paddle_divide(rows, np.broadcast_to(alpha.reshape(-1, 1), rows.shape), isa)
+    return paddle_divide(rows, alpha.reshape(1), isa)
 
 
 def lsq_forward_paddleslim(w: np.ndarray, alpha: np.ndarray, qn: int, qp: int,
-                           per_channel: bool = False, quant_axis: int = 0) -> np.ndarray:
+                           per_channel: bool = False, quant_axis: int = 0,
+                           isa: str = "avx2") -> np.ndarray:
     """``LsqFunc.forward``: ``y = fl(clip(round(fl(w / a)), Qn, Qp) * a)`` (float32).
 
     Per channel, ``a[c]`` applies to row ``c`` of ``w.reshape(shape[quant_axis], -1)``.
+    ``w / a`` is Paddle's CPU divide, whose result depends on the CPU variant ``isa``
+    (``"avx2"``, the default, ``"avx512"`` or ``"host"``; see :func:`_div`).
     """
-    v = _div(w, alpha, per_channel, quant_axis)
+    v = _div(w, alpha, per_channel, quant_axis, isa)
     q = np.clip(lsq_round(v), F32(qn), F32(qp))
     a = alpha.reshape(-1, 1) if per_channel else alpha.reshape(())
     return (q * a).astype(F32).reshape(w.shape)
@@ -109,16 +126,17 @@ def _alpha_terms(v: np.ndarray, grad: np.ndarray, g: np.float32, qn: int, qp: in
 
 
 def lsq_backward_paddleslim(w: np.ndarray, alpha: np.ndarray, grad: np.ndarray, g: np.float32,
-                            qn: int, qp: int, per_channel: bool = False, quant_axis: int = 0
-                            ) -> tuple[np.ndarray, np.ndarray]:
+                            qn: int, qp: int, per_channel: bool = False, quant_axis: int = 0,
+                            isa: str = "avx2") -> tuple[np.ndarray, np.ndarray]:
     """``LsqFunc.backward`` -> ``(grad_w, grad_alpha)``.
 
     ``v = fl(w / a)``; ``lower = v < Qn``, ``upper = v > Qp``, ``middle = 1 - lower - upper``;
     ``grad_w = middle * grad``; ``grad_alpha`` sums the elementwise terms of
     :func:`_alpha_terms` with Paddle's tree sum (per channel: per row of
     ``reshape(shape[quant_axis], -1)``). Per tensor it is 0-D, as ``alpha.grad`` is in Paddle.
+    ``isa``: the CPU variant of ``w / a`` (:func:`_div`).
     """
-    v = _div(w, alpha, per_channel, quant_axis).reshape(w.shape)
+    v = _div(w, alpha, per_channel, quant_axis, isa).reshape(w.shape)
     t, _, _, middle = _alpha_terms(v, grad, g, qn, qp)
     if per_channel:
         grad_alpha = eigen_sum_rows(t.reshape(w.shape[quant_axis], -1))
@@ -128,23 +146,31 @@ def lsq_backward_paddleslim(w: np.ndarray, alpha: np.ndarray, grad: np.ndarray, 
     return (middle * grad).astype(F32), grad_alpha
 
 
+def _plus_div(x: np.ndarray, alpha: np.float32, beta: np.float32, isa: str) -> np.ndarray:
+    """``fl(fl(x - b) / a)`` with ``a`` the ``[1]`` parameter: MKL's ``vsDiv`` (CPU variant
+    ``isa``) when ``x`` has shape ``(1,)``, the IEEE quotient otherwise."""
+    d = (x - beta).astype(F32)
+    return paddle_divide(d, np.full((1,), alpha, F32), isa).reshape(d.shape)
+
+
 def lsq_plus_forward_paddleslim(x: np.ndarray, alpha: np.float32, beta: np.float32,
-                                qn: int, qp: int) -> np.ndarray:
-    """``LsqPlusActFunc.forward``: ``y = fl(fl(clip(round(fl(fl(x - b) / a))) * a) + b)``."""
-    v = ((x - beta).astype(F32) / alpha).astype(F32)
+                                qn: int, qp: int, isa: str = "avx2") -> np.ndarray:
+    """``LsqPlusActFunc.forward``: ``y = fl(fl(clip(round(fl(fl(x - b) / a))) * a) + b)``
+    (``isa``: :func:`_plus_div`)."""
+    v = _plus_div(x, alpha, beta, isa)
     q = np.clip(lsq_round(v), F32(qn), F32(qp))
     return ((q * alpha).astype(F32) + beta).astype(F32)
 
 
 def lsq_plus_backward_paddleslim(x: np.ndarray, alpha: np.float32, beta: np.float32,
-                                 grad: np.ndarray, g: np.float32, qn: int, qp: int
-                                 ) -> tuple[np.ndarray, np.float32, np.float32]:
+                                 grad: np.ndarray, g: np.float32, qn: int, qp: int,
+                                 isa: str = "avx2") -> tuple[np.ndarray, np.float32, np.float32]:
     """``LsqPlusActFunc.backward`` -> ``(grad_x, grad_alpha, grad_beta)``.
 
     As :func:`lsq_backward_paddleslim` with ``v = fl(fl(x - b) / a)``, plus
-    ``grad_beta = tree_sum(fl(fl((lower + upper) * grad) * g))``.
+    ``grad_beta = tree_sum(fl(fl((lower + upper) * grad) * g))`` (``isa``: :func:`_plus_div`).
     """
-    v = ((x - beta).astype(F32) / alpha).astype(F32)
+    v = _plus_div(x, alpha, beta, isa)
     t, lower, upper, middle = _alpha_terms(v, grad, g, qn, qp)
     tb = ((((lower + upper).astype(F32)) * grad).astype(F32) * g).astype(F32)
     return (middle * grad).astype(F32), eigen_sum(t), eigen_sum(tb)
@@ -193,11 +219,7 @@ def lsq_backward_canonical(x: np.ndarray, step: np.ndarray, beta: np.ndarray | f
 
 
 def _check_batch_init(batch_init: Any) -> int:
-    if isinstance(batch_init, bool) or not isinstance(batch_init, (int, np.integer)):
-        raise TypeError(f"batch_init must be a positive integer, got {batch_init!r}")
-    if batch_init < 1:
-        raise ValueError(f"batch_init must be >= 1, got {batch_init}")
-    return int(batch_init)
+    return check_int(batch_init, "batch_init", low=1)
 
 
 class _LSQBase(QuanterBase):
@@ -206,16 +228,17 @@ class _LSQBase(QuanterBase):
                  profile: Profile) -> None:
         super().__init__(profile)
         self.quant_bits = check_bits(quant_bits, "quant_bits")
-        self.sign = bool(sign)
-        self.symmetric = bool(symmetric)
+        self.sign = check_flag(sign, "sign")
+        self.symmetric = check_flag(symmetric, "symmetric")
         self.batch_init = _check_batch_init(batch_init)
-        self.quant_linear = bool(quant_linear)
+        self.quant_linear = check_flag(quant_linear, "quant_linear")
+        if reduce_type is not None and not isinstance(reduce_type, str):
+            raise TypeError(f"reduce_type must be None or 'max', got {reduce_type!r}")
         if reduce_type not in (None, "max"):
             raise ValueError(f"reduce_type must be None or 'max', got {reduce_type!r}")
         self.reduce_type = reduce_type  # "max" all-reduces across ranks: a no-op in one process
-        if dtype != "float32":
-            raise ValueError(f"dtype must be 'float32', got {dtype!r}")
-        self.name = name
+        check_dtype_arg(dtype)
+        self.name = check_name_arg(name)
         if profile == "paddleslim":
             self.qmin, self.qmax, self.bits = _SLIM_QMIN, _SLIM_QMAX, 8
         else:
@@ -235,9 +258,33 @@ class _LSQBase(QuanterBase):
             return False
         return self.training or self.profile == "paddleslim"
 
-    def _require_init(self) -> None:
+    def _require_init(self, method: str = "backward") -> None:
         if self._state["g"] is None:
-            raise ValueError(f"{type(self).__name__}.backward() called before forward()")
+            raise ValueError(f"{type(self).__name__}.{method}() called before forward(): the "
+                             "step is not initialised yet")
+
+    def _require_canonical_init(self, method: str) -> None:
+        """canonical: the initial step 1 is a placeholder, so reading it before the first
+        ``forward`` raises ``ValueError`` (paddleslim reports it, as PaddleSlim does)."""
+        if self.profile == "canonical":
+            self._require_init(method)
+
+    def _checked_g_init(self, state: dict[str, Any]) -> tuple[np.ndarray | None, int]:
+        """``g`` (None, or a finite float32 scalar > 0) and ``init_state`` (an integer >= 0);
+        ``g`` is None exactly when ``init_state`` is 0 (the first forward sets both)."""
+        g = state["g"]
+        if g is not None:
+            g = state_array(g, "g", (), sign="positive")
+        init = check_int(state["init_state"], "state['init_state']", low=0)
+        if (g is None) != (init == 0):
+            raise ValueError(f"state['g'] must be None exactly when state['init_state'] is 0 "
+                             f"(the first forward sets both), got g={state['g']!r}, "
+                             f"init_state={init}")
+        return g, init
+
+    def _scale_sign(self) -> str:
+        """canonical steps are > 0 (an all-zero batch raises); PaddleSlim's may be 0."""
+        return "positive" if self.profile == "canonical" else "nonnegative"
 
 
 class WeightLSQplusQuanter(_LSQBase):
@@ -250,6 +297,10 @@ class WeightLSQplusQuanter(_LSQBase):
     ``canonical``, ``(C,)`` per channel; empty until the first forward when the channel
     count is not known), ``g`` (float32 0-D array or ``None`` before the first forward),
     ``init_state`` (int: forwards that updated the scale so far).
+
+    ``isa`` (``paddleslim`` only): the CPU variant of Paddle's divide that the statistics and
+    ``LsqFunc`` go through -- ``"avx2"`` (default), ``"avx512"`` or ``"host"`` (resolved
+    once, here); see :mod:`refquant.kernels._paddle_divide`.
     """
 
     def __init__(
@@ -267,21 +318,22 @@ class WeightLSQplusQuanter(_LSQBase):
         *,
         quant_axis: int | None = None,
         profile: Profile = "canonical",
+        isa: str = "avx2",
     ) -> None:
         super().__init__(quant_bits, sign, symmetric, batch_init, quant_linear, reduce_type,
                          dtype, name, profile)
+        self.isa = check_isa(isa)
         if profile == "canonical" and not self.symmetric:
             raise ValueError("symmetric=False is not supported for weights: LSQ+ learns no "
                              "weight offset")
         if profile == "paddleslim" and quant_axis is not None:
             raise ValueError("quant_axis is fixed by quant_linear for profile='paddleslim'")
-        self.per_channel = bool(per_channel)
-        self.quant_axis = (1 if self.quant_linear else 0) if quant_axis is None else quant_axis
+        self.per_channel = check_flag(per_channel, "per_channel")
+        self.quant_axis = (1 if self.quant_linear else 0) if quant_axis is None \
+            else check_int(quant_axis, "quant_axis")
         self._collect_axis = 0 if self.quant_linear else 1
         if channel_num is not None:
-            if isinstance(channel_num, bool) or not isinstance(channel_num, (int, np.integer)) \
-                    or channel_num < 1:
-                raise ValueError(f"channel_num must be a positive integer, got {channel_num!r}")
+            channel_num = check_int(channel_num, "channel_num", low=1)
         self.channel_num = channel_num
         if self.per_channel:
             scale = np.ones(channel_num or 0, F32)
@@ -308,9 +360,9 @@ class WeightLSQplusQuanter(_LSQBase):
     def _slim_bound(self, w: np.ndarray) -> np.ndarray:
         """``max(|mean - 3 std|, |mean + 3 std|)`` exactly as PaddleSlim evaluates it."""
         if self.per_channel:
-            mean, std = paddle_std(w.reshape(w.shape[0], -1), self._collect_axis)
+            mean, std = paddle_std(w.reshape(w.shape[0], -1), self._collect_axis, self.isa)
         else:
-            mean, std = paddle_std(w, None)
+            mean, std = paddle_std(w, None, self.isa)
         three = (F32(3.0) * std).astype(F32)
         lo = np.abs((mean - three).astype(F32))
         hi = np.abs((mean + three).astype(F32))
@@ -388,7 +440,7 @@ class WeightLSQplusQuanter(_LSQBase):
             raise ValueError("forward() in eval mode before any training forward")
         if self.profile == "paddleslim":
             return lsq_forward_paddleslim(w, self._state["scale"], self.qmin, self.qmax,
-                                          self.per_channel, self.quant_axis)
+                                          self.per_channel, self.quant_axis, self.isa)
         y, _ = lsq_forward_canonical(w, self._scale_shape(w, axis), 0.0, self.qmin, self.qmax)
         return y
 
@@ -402,15 +454,35 @@ class WeightLSQplusQuanter(_LSQBase):
         g = F32(self._state["g"])
         if self.profile == "paddleslim":
             dx, ds = lsq_backward_paddleslim(w, self._state["scale"], grad, g, self.qmin,
-                                             self.qmax, self.per_channel, self.quant_axis)
+                                             self.qmax, self.per_channel, self.quant_axis,
+                                             self.isa)
             return {"x": dx, "scale": ds}
         axes = None if axis is None else tuple(i for i in range(w.ndim) if i != axis)
         dx, ds, _ = lsq_backward_canonical(w, self._scale_shape(w, axis), 0.0, grad, float(g),
                                            self.qmin, self.qmax, axes)
         return {"x": dx, "scale": ds.reshape(self._state["scale"].shape)}
 
+    def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``scale`` (float32 of the current shape -- per channel: 1-D with the known channel
+        count, if any -- finite, ``> 0`` canonical / ``>= 0`` paddleslim), ``g`` and
+        ``init_state`` (:meth:`_checked_g_init`)."""
+        old = self._state["scale"]
+        if self.per_channel:
+            scale = state_array(state["scale"], "scale", None, sign=self._scale_sign())
+            known = old.size or self.channel_num
+            if scale.ndim != 1 or (known and scale.size != known):
+                want = f"({known},)" if known else "1-D"
+                raise ValueError(f"state['scale'] must have shape {want} (one step per "
+                                 f"channel), got shape {scale.shape}")
+        else:
+            scale = state_array(state["scale"], "scale", old.shape, sign=self._scale_sign())
+        g, init = self._checked_g_init(state)
+        return {"scale": scale, "g": g, "init_state": init}
+
     def scales(self) -> np.ndarray:
-        """The LSQ step(s) (PaddleSlim's ``scales()``)."""
+        """The LSQ step(s) (PaddleSlim's ``scales()``; canonical: ``ValueError`` before the
+        first forward)."""
+        self._require_canonical_init("scales")
         return self._state["scale"].copy()
 
     def zero_points(self) -> Any:
@@ -422,7 +494,9 @@ class WeightLSQplusQuanter(_LSQBase):
 
         ``paddleslim`` labels the step ``"threshold"``: PaddleSlim's ``scales()`` returns the
         LSQ step while its consumers (``LinearQuanter``) treat it as an abs-max threshold.
+        canonical: ``ValueError`` before the first forward (no step is learned yet).
         """
+        self._require_canonical_init("qparams")
         axis = self.quant_axis if self.per_channel else None
         s = self._state["scale"]
         if self.profile == "paddleslim":
@@ -439,6 +513,10 @@ class ActLSQplusQuanter(_LSQBase):
     ``state``: ``scale`` and ``beta`` (float32, shape ``(1,)`` in ``paddleslim``, ``()`` in
     ``canonical``; ``beta`` is 0 and unused when symmetric), ``g``, ``init_state`` and, in
     ``paddleslim``, ``zero_point`` (``zero_points()``'s cached value or ``None``).
+
+    ``isa`` (``paddleslim`` only): the CPU variant of Paddle's divide (``"avx2"``, default,
+    ``"avx512"`` or ``"host"``); it matters where both operands have one shape: ``x`` of
+    shape ``(1,)`` and ``zero_points()``'s ``qmin / scale``.
     """
 
     def __init__(
@@ -454,10 +532,12 @@ class ActLSQplusQuanter(_LSQBase):
         name: str | None = None,
         *,
         profile: Profile = "canonical",
+        isa: str = "avx2",
     ) -> None:
         super().__init__(quant_bits, sign, symmetric, batch_init, quant_linear, reduce_type,
                          dtype, name, profile)
-        if per_channel and profile == "canonical":
+        self.isa = check_isa(isa)
+        if check_flag(per_channel, "per_channel") and profile == "canonical":
             raise ValueError("per_channel=True is not supported for activations "
                              "(PaddleSlim ignores it)")
         self.per_channel = bool(per_channel)
@@ -521,8 +601,9 @@ class ActLSQplusQuanter(_LSQBase):
         b = F32(self._state["beta"].reshape(()))
         if self.profile == "paddleslim":
             if self.symmetric:
-                return lsq_forward_paddleslim(arr, self._state["scale"], self.qmin, self.qmax)
-            return lsq_plus_forward_paddleslim(arr, s, b, self.qmin, self.qmax)
+                return lsq_forward_paddleslim(arr, self._state["scale"], self.qmin, self.qmax,
+                                              isa=self.isa)
+            return lsq_plus_forward_paddleslim(arr, s, b, self.qmin, self.qmax, self.isa)
         y, _ = lsq_forward_canonical(arr, np.asarray(s), b, self.qmin, self.qmax)
         return y
 
@@ -538,10 +619,11 @@ class ActLSQplusQuanter(_LSQBase):
         s, b = F32(s_arr.reshape(())), F32(self._state["beta"].reshape(()))
         if self.profile == "paddleslim":
             if self.symmetric:
-                dx, ds = lsq_backward_paddleslim(arr, s_arr, grad, g, self.qmin, self.qmax)
+                dx, ds = lsq_backward_paddleslim(arr, s_arr, grad, g, self.qmin, self.qmax,
+                                                 isa=self.isa)
                 return {"x": dx, "scale": ds}
             dx, ds0, db0 = lsq_plus_backward_paddleslim(arr, s, b, grad, g, self.qmin,
-                                                        self.qmax)
+                                                        self.qmax, self.isa)
             return {"x": dx, "scale": np.array(ds0, F32), "beta": np.array(db0, F32)}
         dx, ds, db = lsq_backward_canonical(arr, np.asarray(s), b, grad, float(g), self.qmin,
                                             self.qmax, None)
@@ -550,8 +632,42 @@ class ActLSQplusQuanter(_LSQBase):
             out["beta"] = db
         return out
 
+    def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``scale`` (float32 of the current shape, finite, ``> 0`` canonical / ``>= 0``
+        paddleslim), ``beta`` (same shape, finite), ``g``, ``init_state``
+        (:meth:`_checked_g_init`) and, paddleslim, ``zero_point`` (None, an integer, or a
+        float32 array of integer values, in ``[qmin, qmax]``)."""
+        shape = self._state["scale"].shape
+        out: dict[str, Any] = {
+            "scale": state_array(state["scale"], "scale", shape, sign=self._scale_sign()),
+            "beta": state_array(state["beta"], "beta", shape, sign="any"),
+        }
+        out["g"], out["init_state"] = self._checked_g_init(state)
+        if self.profile == "paddleslim":
+            out["zero_point"] = self._checked_zero_point(state["zero_point"])
+        return out
+
+    def _checked_zero_point(self, zp: Any) -> Any:
+        if zp is None:
+            return None
+        if isinstance(zp, (int, np.integer)) and not isinstance(zp, bool):
+            arr: Any = int(zp)
+            vals = np.array([arr])
+        else:
+            arr = state_array(zp, "zero_point", None, sign="any")
+            vals = arr
+            if arr.size != 1 or np.any(arr != np.round(arr)):
+                raise ValueError(f"state['zero_point'] must be one integer value, got "
+                                 f"{arr.tolist()!r}")
+        if np.any((vals < self.qmin) | (vals > self.qmax)):
+            raise ValueError(f"state['zero_point'] must be in [{self.qmin}, {self.qmax}], got "
+                             f"{np.asarray(vals).tolist()!r}")
+        return arr
+
     def scales(self) -> np.ndarray:
-        """The LSQ step (PaddleSlim's ``scales()``)."""
+        """The LSQ step (PaddleSlim's ``scales()``; canonical: ``ValueError`` before the
+        first forward)."""
+        self._require_canonical_init("scales")
         return self._state["scale"].copy()
 
     def zero_points(self) -> Any:
@@ -563,7 +679,8 @@ class ActLSQplusQuanter(_LSQBase):
                 zp: Any = 0
             else:
                 s = self._state["scale"]
-                r = lsq_round((F32(self.qmin) / s).astype(F32))
+                # Python number / [1] parameter: a [1] tensor of qmin, so MKL's vsDiv
+                r = lsq_round(paddle_divide(np.full(s.shape, self.qmin, F32), s, self.isa))
                 zp = np.clip((F32(self.qmin) - r).astype(F32), F32(self.qmin), F32(self.qmax))
             self._state["zero_point"] = zp
         return self._state["zero_point"]
@@ -574,7 +691,9 @@ class ActLSQplusQuanter(_LSQBase):
         Canonical: ``zp = -round_half_even(beta / s)`` (0 when symmetric), step convention.
         PaddleSlim: ``scales()`` and ``zero_points()`` as PaddleSlim reports them (the
         latter cached), labelled ``"threshold"`` because that is how its consumers read them.
+        canonical: ``ValueError`` before the first forward (no step is learned yet).
         """
+        self._require_canonical_init("qparams")
         s = self._state["scale"].reshape(())
         if self.profile == "paddleslim":
             zp = np.asarray(self.zero_points(), dtype=np.float64).reshape(())

@@ -33,9 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_bits
+from .._validation import check_bits, check_flag
 from ..qparams import QParams
-from ._common import F32, Profile, QuanterBase, sequential_sum
+from ._common import (
+    F32,
+    Profile,
+    QuanterBase,
+    check_dtype_arg,
+    check_name_arg,
+    check_real_arg,
+    sequential_sum,
+    state_array,
+)
 
 __all__ = ["PACTQuanter"]
 
@@ -81,21 +90,19 @@ class PACTQuanter(QuanterBase):
             raise ValueError(
                 f"quanter has profile={quanter.profile!r}, this PACTQuanter {profile!r}"
             )
-        if isinstance(init_value, bool) or not isinstance(init_value, (int, float, np.number)):
-            raise TypeError(f"init_value must be a number, got {init_value!r}")
-        if not np.isfinite(init_value):
-            raise ValueError(f"init_value must be finite, got {init_value!r}")
-        if profile == "canonical" and not init_value > 0:
-            raise ValueError(f"init_value must be > 0, got {init_value!r}")
-        if dtype != "float32":
-            raise ValueError(f"dtype must be 'float32', got {dtype!r}")
+        init = check_real_arg(init_value, "init_value", 0.0 if profile == "canonical" else None,
+                              low_open=True)
+        with np.errstate(over="ignore"):
+            if not np.isfinite(F32(init)):
+                raise ValueError(f"init_value={init_value!r} is beyond the float32 range")
+        self.learning_rate = check_real_arg(learning_rate, "learning_rate", 0.0)
+        check_dtype_arg(dtype)
         self.quanter = quanter
-        self.learning_rate = learning_rate
-        self.name = name
-        self.signed = bool(signed)
+        self.name = check_name_arg(name)
+        self.signed = check_flag(signed, "signed")
         self.quant_bits = check_bits(quant_bits, "quant_bits")
         shape: tuple[int, ...] = (1,) if profile == "paddleslim" else ()
-        self._state = {"alpha": np.full(shape, init_value, F32)}
+        self._state = {"alpha": np.full(shape, init, F32)}
 
     # -- state (alpha plus the inner quanter's, prefixed "quanter.") -----------------
     @property
@@ -106,14 +113,19 @@ class PACTQuanter(QuanterBase):
         return out
 
     def load_state(self, state: dict[str, Any]) -> None:
-        if not isinstance(state, dict) or "alpha" not in state:
-            raise ValueError("state must be a dict with an 'alpha' entry")
+        """Replace ``alpha`` (float32 of the current shape, finite; ``> 0`` canonical) and the
+        inner quanter's state (keys ``quanter.<key>``). Nothing changes on an error."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict, got {type(state).__name__}")
+        if "alpha" not in state:
+            raise ValueError(f"state must have an 'alpha' entry, got keys {sorted(state)}")
         extra = [k for k in state if k != "alpha" and not (
-            self.quanter is not None and k.startswith("quanter."))]
+            self.quanter is not None and isinstance(k, str) and k.startswith("quanter."))]
         if extra:
-            raise ValueError(f"state keys do not match: unexpected {sorted(extra)}")
-        inner = {k[len("quanter."):]: v for k, v in state.items() if k.startswith("quanter.")}
-        alpha = np.array(state["alpha"], dtype=F32).reshape(self._state["alpha"].shape)
+            raise ValueError(f"state keys do not match: unexpected {sorted(map(str, extra))}")
+        inner = {k[len("quanter."):]: v for k, v in state.items() if k != "alpha"}
+        alpha = state_array(state["alpha"], "alpha", self._state["alpha"].shape,
+                            sign="positive" if self.profile == "canonical" else "any")
         if self.quanter is not None:
             self.quanter.load_state(inner)
         self._state = {"alpha": alpha}

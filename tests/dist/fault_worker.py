@@ -5,7 +5,7 @@
 * ``hang``: rank 1 never calls ``sync_observers`` (it sleeps until the test kills it);
 * ``die``: rank 1 exits in the middle of ``sync_observers``, after the manifest exchange.
 
-Rank 0 records what ``sync_observers`` raised and how long it took (``rank0.json``).
+Rank 0 records what ``sync_observers`` raised (``rank0.json``); nothing is timed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main() -> None:
     common.calibrate(qm, common.shard(common.batches(), rank, world))
     if rank == 1:
         if mode == "hang":
-            time.sleep(120)  # the test kills this process
+            time.sleep(3600)  # the test kills this process
             return
         real = rd._validate
 
@@ -43,14 +43,12 @@ def main() -> None:
             os._exit(3)  # mid-sync: after the manifest exchange, before the reductions
 
         rd._validate = die
-    t0 = time.monotonic()
     try:
         rd.sync_observers(qm, timeout=TIMEOUT)
         rec = {"error": None}
     except Exception as exc:
         rec = {"error": type(exc).__name__, "mro": [c.__name__ for c in type(exc).__mro__],
                "message": str(exc)}
-    rec["seconds"] = time.monotonic() - t0
     rec["timeout"] = TIMEOUT
     if rank == 0:
         with open(os.path.join(out_dir, "rank0.json"), "w") as f:
