@@ -1,13 +1,16 @@
 """Plots for reports: activation histograms with observer thresholds, accuracy per observer.
 
 Matplotlib is imported lazily, inside each function, and only its object-oriented API is
-used (``matplotlib.figure.Figure`` drawn by the Agg canvas): no ``pyplot``, no global
-backend switch, no display needed. No framework is imported. Each function writes a PNG
-and returns its path.
+used (``matplotlib.figure.Figure`` on an Agg canvas; ``Figure.savefig`` picks the writer
+for the format): no ``pyplot``, no global backend switch, no display needed. No framework is
+imported. Each function writes the format its path's suffix names (:data:`FORMATS`: PNG,
+PDF, SVG, EPS, ...; any other suffix is refused before anything is drawn) and returns the
+path. The image is rendered in memory first, so a failure leaves no partial file.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Mapping
@@ -19,7 +22,13 @@ import numpy as np
 from ._validation import as_float_array
 from .qparams import QParams
 
-__all__ = ["plot_thresholds", "plot_accuracy", "clip_range"]
+__all__ = ["plot_thresholds", "plot_accuracy", "clip_range", "check_output_path", "FORMATS"]
+
+#: file suffix (lower case) -> the ``format`` given to matplotlib's ``Figure.savefig``
+FORMATS: dict[str, str] = {
+    ".png": "png", ".pdf": "pdf", ".svg": "svg", ".svgz": "svgz", ".eps": "eps", ".ps": "ps",
+    ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp",
+}
 
 
 def clip_range(qp: QParams) -> tuple[float, float]:
@@ -53,13 +62,43 @@ def _threshold(qp: QParams) -> float:
     return max(abs(lo), abs(hi))
 
 
-def _check_path(path: Any) -> Path:
+def check_output_path(path: Any, name: str = "path") -> tuple[Path, str]:
+    """Validate an output file path before anything is computed; returns ``(path, format)``.
+
+    The suffix must be one of :data:`FORMATS` (case-insensitive); the path must not be a
+    directory or another non-regular file; its directory must exist and be writable.
+    ``ValueError`` (``TypeError`` for a non-path) names ``name`` and the value.
+    """
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    p = Path(path)
-    if not p.parent.is_dir():
-        raise ValueError(f"path {str(p)!r}: directory {str(p.parent)!r} does not exist")
-    return p
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str path, got {text!r}")
+    if text == "":
+        raise ValueError(f"{name} must name a file, got an empty string")
+    p = Path(text)
+    if p.is_dir():
+        raise ValueError(f"{name} {text!r} is a directory; expected a file name such as "
+                         f"{str(p / 'plot.png')!r}")
+    fmt = FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{name} {text!r}: suffix {p.suffix or '(none)'!r} names no format "
+                         f"that can be written; use one of {', '.join(FORMATS)}")
+    parent = p.parent
+    if not parent.is_dir():
+        what = "is a file, not a directory" if parent.exists() else "does not exist"
+        raise ValueError(f"{name} {text!r}: directory {str(parent)!r} {what}")
+    if p.exists() and not p.is_file():
+        raise ValueError(f"{name} {text!r} exists and is not a regular file")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ValueError(f"{name} {text!r} is not writable (permission denied)")
+    return p, fmt
+
+
+def _save(fig: Any, out: Path, fmt: str) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt)
+    out.write_bytes(buf.getvalue())
 
 
 def _figure(width: float, height: float) -> Any:
@@ -95,7 +134,7 @@ def plot_thresholds(
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
         raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
     lines = {str(k): _threshold(v) for k, v in qparams.items()}
-    out = _check_path(path)
+    out, fmt = check_output_path(path)
 
     mag = np.abs(arr.astype(np.float64).ravel())
     top = max([float(mag.max()), *lines.values()]) or 1.0
@@ -115,7 +154,7 @@ def plot_thresholds(
     ax.set_title(title or "|x| and each observer's threshold")
     ax.legend(fontsize=7, loc="upper right", ncol=1 if len(lines) <= 8 else 2)
     fig.tight_layout()
-    fig.savefig(out, format="png")
+    _save(fig, out, fmt)
     return out
 
 
@@ -155,7 +194,7 @@ def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pa
     y axis zoomed to the data.
     """
     rows = _accuracy_rows(report)
-    out = _check_path(path)
+    out, fmt = check_output_path(path)
     names = [n for n, _ in rows]
     int8 = np.array([r["int8_acc"] for _, r in rows], np.float64) * 100
     ort = np.array([np.nan if r.get("ort_acc") is None else r["ort_acc"] for _, r in rows],
@@ -181,5 +220,5 @@ def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pa
     ax.set_title("Held-out accuracy per activation observer")
     ax.legend(fontsize=8, loc="upper center", ncol=3)
     fig.tight_layout()
-    fig.savefig(out, format="png")
+    _save(fig, out, fmt)
     return out

@@ -10,7 +10,13 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from refquant.plotting import clip_range, plot_accuracy, plot_thresholds  # noqa: E402
+from refquant.plotting import (  # noqa: E402
+    FORMATS,
+    check_output_path,
+    clip_range,
+    plot_accuracy,
+    plot_thresholds,
+)
 from refquant.qparams import QParams, asymmetric_qparams, symmetric_qparams  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -131,3 +137,53 @@ def test_qparams_are_not_modified(tmp_path):
     qp = QParams(np.float32(2.0), 0, -128, 127, 8)
     plot_thresholds(np.arange(10, dtype=np.float64), {"a": qp}, tmp_path / "q.png")
     assert qp.scale.view(np.uint32) == np.float32(2.0).view(np.uint32)
+
+
+# File signatures from each format's specification (PDF 1.7 section 7.5.2, EPS 3.0, JPEG
+# SOI marker, XML declaration for SVG), not from refquant.
+MAGIC = {".pdf": b"%PDF-", ".eps": b"%!PS-Adobe-3.0 EPSF", ".ps": b"%!PS-Adobe-3.0",
+         ".jpg": b"\xff\xd8\xff", ".jpeg": b"\xff\xd8\xff", ".svg": b"<?xml",
+         ".png": PNG_SIGNATURE, ".tif": b"II*\x00", ".webp": b"RIFF"}
+
+
+@pytest.mark.parametrize("suffix", sorted(MAGIC))
+def test_the_suffix_picks_the_format(tmp_path, suffix):
+    qp = {"a": symmetric_qparams(0, 1.0)}
+    path = plot_thresholds(np.linspace(-1, 1, 101), qp, tmp_path / f"t{suffix.upper()}")
+    assert path.read_bytes().startswith(MAGIC[suffix])
+    acc = plot_accuracy(_report({"A": (0.9, 0.8, None)}), tmp_path / f"a{suffix}")
+    assert acc.read_bytes().startswith(MAGIC[suffix])
+
+
+def test_every_listed_format_is_writable(tmp_path):
+    x = np.linspace(-1, 1, 11)
+    for suffix in FORMATS:
+        out = plot_thresholds(x, {"a": symmetric_qparams(0, 1.0)}, tmp_path / f"f{suffix}")
+        assert out.stat().st_size > 0, suffix
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: "", "empty string"),
+    (lambda d: d, "is a directory"),
+    (lambda d: d / "t.xyz", "suffix '.xyz'"),
+    (lambda d: d / "t", r"suffix '\(none\)'"),
+    (lambda d: d / "missing" / "t.png", "does not exist"),
+    (lambda d: d / "afile" / "t.png", "is a file, not a directory"),
+])
+def test_bad_output_paths_are_refused_before_drawing(tmp_path, make, message):
+    (tmp_path / "afile").write_text("x")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ValueError, match=message):
+        check_output_path(make(tmp_path), "out")
+    with pytest.raises(ValueError, match=message):
+        plot_thresholds(np.ones(4), {"a": symmetric_qparams(0, 1.0)}, make(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_check_output_path_names_the_argument(tmp_path):
+    with pytest.raises(ValueError, match="^--out "):
+        check_output_path(tmp_path / "t.bmp", "--out")
+    with pytest.raises(TypeError, match="--out"):
+        check_output_path(b"t.png", "--out")
+    assert check_output_path(tmp_path / "T.SVG") == (tmp_path / "T.SVG", "svg")

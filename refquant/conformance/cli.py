@@ -1,6 +1,6 @@
 """``refquant conformance {generate,run,export,check}``.
 
-The lead's ``refquant/cli.py`` calls :func:`add_conformance_parser` on its subparsers; each
+``refquant/cli.py`` calls :func:`add_conformance_parser` on its subparsers; each
 subcommand stores a handler in ``func`` that returns the exit status: 0 ok, 1 failures
 found, 2 usage error or bad input (unknown target, corrupt fixture, malformed results
 directory). Nothing is overwritten on bad input.
@@ -31,6 +31,26 @@ def _load(fixtures: str | None) -> Any:
     return load_suite(Path(fixtures) if fixtures else default_fixture_dir())
 
 
+def _path_arg(value: str) -> str:
+    """argparse type of path arguments: an empty string is refused (it would mean '.')."""
+    if value == "":
+        raise argparse.ArgumentTypeError("must be a path, got an empty string")
+    return value
+
+
+def _check_report(path: str | None) -> str | None:
+    """Why ``--report path`` cannot be written (checked before anything runs), or None."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        return f"--report {path!r} is a directory; expected a file name such as {p / 'report.json'}"
+    if not p.parent.is_dir():
+        what = "is a file, not a directory" if p.parent.exists() else "does not exist"
+        return f"--report {path!r}: directory {str(p.parent)!r} {what}"
+    return None
+
+
 def _write_report(path: str | None, report: dict[str, Any]) -> None:
     if path:
         Path(path).write_text(json.dumps(report, indent=1, sort_keys=False) + "\n",
@@ -42,6 +62,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     try:
         out = generate(args.out, log=not args.quiet)
+    except FileExistsError as exc:
+        return _err(f"--out: {exc}")
     except (ValueError, TypeError, OSError) as exc:
         return _err(f"generation failed, nothing written: {exc}")
     if not args.quiet:
@@ -57,7 +79,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         target = get_target(args.target)
     except ValueError as exc:
-        return _err(str(exc))
+        return _err(f"--target: {exc}")
+    bad_report = _check_report(args.report)
+    if bad_report:
+        return _err(bad_report)
     try:
         suite = _load(args.fixtures)
     except FixtureError as exc:
@@ -69,7 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         _write_report(args.report, report)
     except OSError as exc:
-        return _err(f"cannot write report {args.report}: {exc}")
+        return _err(f"--report: cannot write {args.report}: {exc}")
     return EXIT_FAIL if report["failed"] else EXIT_OK
 
 
@@ -91,6 +116,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .format import FixtureError
     from .runner import format_table
 
+    bad_report = _check_report(args.report)
+    if bad_report:
+        return _err(bad_report)
     try:
         suite = _load(args.fixtures)
         report = check_results(args.results, suite, args.filter)
@@ -100,7 +128,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     try:
         _write_report(args.report, report)
     except OSError as exc:
-        return _err(f"cannot write report {args.report}: {exc}")
+        return _err(f"--report: cannot write {args.report}: {exc}")
     return EXIT_FAIL if report["failed"] else EXIT_OK
 
 
@@ -116,8 +144,9 @@ def add_conformance_parser(subparsers: Any) -> None:
 
     g = sub.add_parser("generate", help="regenerate the fixtures deterministically",
                        description="Regenerate every case with the reference implementation.")
-    g.add_argument("--out", default=None,
-                   help="output directory (default: the source checkout's conformance/)")
+    g.add_argument("--out", default=None, type=_path_arg,
+                   help="a new or empty output directory (default: regenerate the source "
+                        "checkout's conformance/ in place)")
     g.add_argument("--quiet", action="store_true", help="print nothing on success")
     g.set_defaults(func=_cmd_generate)
 
@@ -126,39 +155,39 @@ def add_conformance_parser(subparsers: Any) -> None:
                                    "1 when some failed, 2 for bad input.")
     r.add_argument("--target", required=True, help=f"one of: {', '.join(TARGET_NAMES)}")
     r.add_argument("--filter", default=None, metavar="GLOB", help="only case ids matching GLOB")
-    r.add_argument("--report", default=None, metavar="FILE.json", help="write a JSON report")
-    r.add_argument("--fixtures", default=None, metavar="DIR",
+    r.add_argument("--report", default=None, metavar="FILE.json", type=_path_arg,
+                   help="write a JSON report")
+    r.add_argument("--fixtures", default=None, metavar="DIR", type=_path_arg,
                    help="fixture directory (default: the installed fixtures)")
     r.add_argument("-v", "--verbose", action="store_true", help="list every case")
     r.set_defaults(func=_cmd_run)
 
     e = sub.add_parser("export", help="write the fixtures and a README for implementers",
                        description="Export the fixtures to a new or empty directory.")
-    e.add_argument("dir", help="destination directory (must not exist or be empty)")
-    e.add_argument("--fixtures", default=None, metavar="DIR", help="source fixture directory")
+    e.add_argument("dir", type=_path_arg, help="destination directory (must not exist or be empty)")
+    e.add_argument("--fixtures", default=None, metavar="DIR", type=_path_arg,
+                   help="source fixture directory")
     e.set_defaults(func=_cmd_export)
 
     c = sub.add_parser("check", help="compare a directory of <case-id>.npy results",
                        description="Compare results written by any implementation.")
-    c.add_argument("--results", required=True, metavar="DIR", help="directory of results")
-    c.add_argument("--fixtures", default=None, metavar="DIR", help="fixture directory")
+    c.add_argument("--results", required=True, metavar="DIR", type=_path_arg,
+                   help="directory of results")
+    c.add_argument("--fixtures", default=None, metavar="DIR", type=_path_arg,
+                   help="fixture directory")
     c.add_argument("--filter", default=None, metavar="GLOB", help="only case ids matching GLOB")
-    c.add_argument("--report", default=None, metavar="FILE.json", help="write a JSON report")
+    c.add_argument("--report", default=None, metavar="FILE.json", type=_path_arg,
+                   help="write a JSON report")
     c.add_argument("-v", "--verbose", action="store_true", help="list every case")
     c.set_defaults(func=_cmd_check)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (``python -m refquant.conformance.cli``) for the same commands."""
-    parser = argparse.ArgumentParser(prog="refquant")
-    subs = parser.add_subparsers(dest="command")
-    subs.required = True
-    add_conformance_parser(subs)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
-        return int(exc.code or 0)
-    return int(args.func(args))
+    """Standalone entry point (``python -m refquant.conformance.cli``): the ``refquant``
+    command itself, so argument errors and exit codes are the same."""
+    from ..cli import main as refquant_main
+
+    return refquant_main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,7 +31,8 @@ This directory is a self-contained copy of refquant's conformance suite (format 
 
 ## Layout
 
-* `manifest.json`: one entry per case: `id`, `kind` (kernel / observer / quanter /
+* `manifest.json`: `format`, `version`, `generator`, `num_cases`, `manifest_sha256` and
+  `cases`, one entry per case: `id`, `kind` (kernel / observer / quanter /
   qparams), `op`, `params`, `inputs` and `outputs` (each `{{file, dtype, shape, sha256}}`),
   `primary`, `compare` (`{{"rule": "bits"}}` or `{{"rule": "decision", "margin": m,
   "bound": b}}`), `profile`, `tags`, `description`, optional `expected_divergence`.
@@ -51,7 +52,9 @@ Rule `bits`: float outputs must be bit-identical (compare as unsigned integers o
 same width; -0.0 differs from 0.0; any NaN matches any NaN); integers exactly.
 Rule `decision`: as `bits`, but a mismatch is accepted when the recorded `margin`
 (relative gap between the best and second-best candidate) is below `bound`.
-Verify each file's SHA-256 against the manifest before use.
+Before using anything, verify the manifest's own checksum: `manifest_sha256` is the
+SHA-256 of manifest.json's bytes with those 64 hex digits replaced by 64 `0` characters
+(SPEC.md section 2.1). Then verify each file's SHA-256 against the manifest.
 """
 
 

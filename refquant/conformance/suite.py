@@ -8,12 +8,12 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from .format import Case, write_suite
+from .format import Case, check_destination, write_suite
 from .registry import build_case, iter_families
 
 __all__ = ["default_fixture_dir", "generate_cases", "generate", "GENERATOR"]
 
-GENERATOR = "refquant conformance generate (format 1)"
+GENERATOR = "refquant conformance generate (format 2)"
 
 
 def _source_checkout_dir() -> Path:
@@ -54,10 +54,34 @@ def generate_cases(log: bool = False) -> list[Case]:
     return out
 
 
+def source_fixture_dir() -> Path | None:
+    """The repository's ``conformance/`` when refquant runs from a source checkout (a
+    ``pyproject.toml`` beside it and a ``manifest.json`` in it), else None."""
+    d = _source_checkout_dir()
+    if (d.parent / "pyproject.toml").is_file() and (d / "manifest.json").is_file():
+        return d
+    return None
+
+
 def generate(out_dir: str | os.PathLike[str] | None = None, log: bool = False,
              cases: Iterable[Case] | None = None) -> Path:
-    """Generate every case and write the fixture set to ``out_dir`` (default: the source
-    checkout's ``conformance/``)."""
-    target = Path(out_dir) if out_dir is not None else _source_checkout_dir()
+    """Generate every case and write the fixture set.
+
+    ``out_dir`` must be a new or empty directory: a non-empty one raises
+    ``FileExistsError`` before anything is generated, and nothing in it changes. Without
+    ``out_dir`` the source checkout's ``conformance/`` is regenerated in place: its
+    ``data/`` and ``manifest.json`` are replaced, which is refused unless every file in
+    ``data/`` is one its manifest names (:func:`~refquant.conformance.format.
+    check_destination`); outside a source checkout ``out_dir`` is required.
+    """
+    if out_dir is None:
+        target = source_fixture_dir()
+        if target is None:
+            raise ValueError("this refquant is not a source checkout (no conformance/ beside "
+                             "a pyproject.toml): give an output directory (--out DIR)")
+        replace = True
+    else:
+        target, replace = Path(out_dir), False
+    check_destination(target, replace_fixtures=replace)
     all_cases = list(cases) if cases is not None else generate_cases(log=log)
-    return write_suite(all_cases, target, GENERATOR)
+    return write_suite(all_cases, target, GENERATOR, replace_fixtures=replace)

@@ -39,7 +39,7 @@ OBSERVERS: dict[str, tuple[str, bool]] = {
 }
 
 _SLIM_HIST_DIV = ("PaddleSlim 2.6.0's HistObserver.scales() raises TypeError on NumPy 2 "
-                  "(float() of a shape-(1,) array, paddleslim-quirks.md item 25); the "
+                  "(float() of a shape-(1,) array, docs/divergences.md Q25); the "
                   "paddleslim profile gives the value it computes under NumPy 1.x semantics")
 
 

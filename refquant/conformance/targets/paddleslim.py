@@ -75,7 +75,7 @@ class PaddleSlimTarget(Target):
     def _set_value_reshapes(self, name: str) -> Iterator[None]:
         """For the LSQ+ quanters only: let ``Tensor.set_value`` reshape a same-size value to
         the parameter's shape while the case runs (PaddleSlim 2.6.0 sets a 0-D value into a
-        [1]-shaped parameter, which Paddle 3.3.1 rejects: paddleslim-quirks.md items 42, 47).
+        [1]-shaped parameter, which Paddle 3.3.1 rejects: docs/divergences.md Q42, Q47).
         Restored afterwards."""
         if "LSQ" not in name:
             yield
