@@ -19,6 +19,7 @@ point below float.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -27,9 +28,22 @@ from typing import Any
 
 import numpy as np
 
+from ._stderr import drop_stderr_lines
 from .qparams import QParams
 
 __all__ = ["embedded_tensors", "run_demo"]
+
+#: What importing Paddle prints where OpenCV was built for NumPy 1.x: ``paddle/dataset/
+#: image.py`` (PaddlePaddle/Paddle) imports ``cv2`` inside ``try/except ImportError``, and
+#: NumPy's C import check prints this line before raising. Paddle works without OpenCV.
+_CV2_ABI = (r"^RuntimeError: module compiled against ABI version 0x[0-9a-fA-F]+ "
+            r"but this version of numpy is")
+#: Paddle's warning at import when ``ccache`` is absent (only C++ extension builds use it).
+_CCACHE = "No ccache found"
+#: glog line of Paddle's ``paddle.var`` / ``paddle.std`` on a CPU build (an int64 true
+#: division inside ``python/paddle/tensor/stat.py``), logged once per process. PaddleSlim's
+#: EMD observer and LSQ+ quanters call ``paddle.std``; refquant's adapter does not.
+_PADDLE_STD_PROMOTION = r"Got different data type, run type promotion automatically"
 
 
 def embedded_tensors(quick: bool = False) -> dict[str, list[np.ndarray]]:
@@ -177,7 +191,11 @@ def _kernel_checks() -> dict[str, str]:
         if missing is not None:
             results[name] = f"not run: {missing}"
             continue
-        rep = run_suite(suite, target)
+        # PaddleSlim's own observers run here (a Paddle log line, see _PADDLE_STD_PROMOTION)
+        quiet = drop_stderr_lines(_PADDLE_STD_PROMOTION) if name == "paddleslim" \
+            else contextlib.nullcontext()
+        with quiet:
+            rep = run_suite(suite, target)
         results[name] = (f"{rep['passed']} passed, {rep['failed']} failed, "
                          f"{rep['expected_divergences']} expected divergences, "
                          f"{rep['skipped']} not applicable, of {rep['total']} cases")
@@ -197,10 +215,14 @@ def run_reference_walkthrough(out: Path, quick: bool = False) -> dict[str, Any]:
 
 
 def _ptq_demo() -> Callable[..., dict[str, Any]] | None:
-    try:
-        from .adapters.paddle.demo import run_ptq_demo
-    except ImportError:  # Paddle (or the adapter's dependencies) not installed
-        return None
+    import warnings
+
+    with drop_stderr_lines(_CV2_ABI), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CCACHE, category=UserWarning)
+        try:
+            from .adapters.paddle.demo import run_ptq_demo
+        except ImportError:  # Paddle (or the adapter's dependencies) not installed
+            return None
     return run_ptq_demo
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "group_abs_max",
     "exact_histogram_of",
     "exact_histogram_counts",
+    "std",
 ]
 
 _FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -106,6 +107,28 @@ def min_max(x: paddle.Tensor) -> tuple[float, float]:
     both = paddle.stack([paddle.min(x), paddle.max(x)]).astype("float64")
     lo, hi = (float(v) for v in both.numpy())
     return lo, hi
+
+
+def std(x: paddle.Tensor, axis: int | None = None) -> paddle.Tensor:
+    """``paddle.std(x, axis)`` (unbiased), bit for bit, without its type-promotion log line.
+
+    On a CPU build Paddle 3.3.1 computes it in Python (``python/paddle/tensor/stat.py`` of
+    PaddlePaddle/Paddle, ``var`` then ``sqrt``): ``u = mean(x, axis, keepdim=True)``,
+    ``t = sum(pow(x - u, 2), axis)``, ``sqrt(t / (fl32(n) - 1))`` with ``n`` the count per
+    result element, obtained from an int64 true division that makes Paddle log "Got
+    different data type, run type promotion automatically" (once per process). The same
+    kernels run here, with ``n`` built as a float32 constant. CUDA builds (fused
+    ``_C_ops.std``), other dtypes and fewer than 2 elements per result are left to
+    ``paddle.std`` itself.
+    """
+    count = int(x.size) if axis is None else int(x.shape[axis])
+    if paddle.is_compiled_with_cuda() or _dtype_name(x) not in ("float32", "float64") \
+            or count < 2:
+        return paddle.std(x, axis=axis)
+    u = paddle.mean(x, axis=axis, keepdim=True)
+    t = paddle.sum(paddle.pow(x - u, 2), axis=axis)
+    n = paddle.full([], float(np.float32(count)), dtype=x.dtype) - 1.0
+    return paddle.sqrt(t / n)
 
 
 def _all_finite(x: paddle.Tensor, probe: Any) -> bool:

@@ -89,9 +89,14 @@ class SingleLayerConfig:
 
 
 def _check_factory(value: Any, name: str) -> Any:
+    """``value`` if it is a factory instance (Paddle's ``QuanterFactory`` protocol: a
+    ``_instance(layer)`` method) or ``None``; else ``TypeError`` naming ``name``."""
     if value is None:
         return None
-    if not hasattr(value, "_instance"):
+    if isinstance(value, type):
+        raise TypeError(f"{name} must be a factory instance, got the class {value.__name__}: "
+                        f"write {value.__name__}() with its arguments")
+    if not callable(getattr(value, "_instance", None)):
         raise TypeError(
             f"{name} must be a quanter/observer factory (paddle.quantization.factory."
             f"QuanterFactory) or None, got {type(value).__name__}"
@@ -137,10 +142,12 @@ class QuantConfig:
         """Configure these layer objects (a layer or a list of layers); highest priority."""
         cfg = SingleLayerConfig(_check_factory(activation, "activation"),
                                 _check_factory(weight, "weight"))
-        for item in _as_list(layer):
+        items = _as_list(layer)
+        for item in items:  # every item is checked before any is configured
             if not isinstance(item, paddle.nn.Layer):
                 raise TypeError(f"layer must be a paddle.nn.Layer or a list of them, "
                                 f"got {type(item).__name__}")
+        for item in items:
             if self.profile == "paddleslim":  # Paddle: a name config on full_name (item 54)
                 self._by_name[item.full_name()] = cfg
             else:
@@ -151,10 +158,12 @@ class QuantConfig:
         """Configure layers by ``full_name()`` or attribute path (a name or a list)."""
         cfg = SingleLayerConfig(_check_factory(activation, "activation"),
                                 _check_factory(weight, "weight"))
-        for item in _as_list(layer_name):
+        items = _as_list(layer_name)
+        for item in items:
             if not isinstance(item, str) or not item:
                 raise TypeError(f"layer_name must be a non-empty str or a list of them, "
                                 f"got {item!r}")
+        for item in items:
             self._by_name[item] = cfg
 
     def add_type_config(self, layer_type: Any, activation: Any = None,
@@ -162,8 +171,9 @@ class QuantConfig:
         """Configure every layer that is an instance of these types (subclasses included)."""
         cfg = SingleLayerConfig(_check_factory(activation, "activation"),
                                 _check_factory(weight, "weight"))
-        for item in _as_list(layer_type):
-            self._by_type[_check_layer_type(item, "layer_type")] = cfg
+        types = [_check_layer_type(item, "layer_type") for item in _as_list(layer_type)]
+        for t in types:
+            self._by_type[t] = cfg
 
     def add_qat_layer_mapping(self, source: Any, target: Any) -> None:
         """Replace layers of type ``source`` with ``target(layer, q_config)`` when quantized.
@@ -176,6 +186,11 @@ class QuantConfig:
         """
         _check_layer_type(source, "source")
         _check_layer_type(target, "target")
+        if not all(callable(getattr(target, m, None))
+                   for m in ("weights_to_quanters", "activation_quanters")):
+            raise TypeError(
+                f"target must be a quantized layer class (weights_to_quanters() and "
+                f"activation_quanters(), e.g. layers.QuantedLinear), got {target.__name__}")
         self._mapping[source] = target
         self._custom_mapping[source] = target
 

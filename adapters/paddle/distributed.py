@@ -722,13 +722,24 @@ def sync_observers(model: paddle.nn.Layer, group: Any = None, timeout: float = 6
     allow_empty_ranks:
         Accept observers that saw no data on some ranks (default: :class:`EmptyRankError`).
 
-    Returns a :class:`SyncResult` (``qparams`` per observer path).
+    Returns a :class:`SyncResult` (``qparams`` per observer path). Arguments are checked
+    before anything is exchanged: ``TypeError`` / ``ValueError`` naming the argument, and
+    ``ValueError`` for a model without any refquant observer (a float or converted model).
     """
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
     if not (timeout > 0 and math.isfinite(timeout)):
         raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
+    if group is not None and not all(hasattr(group, a) for a in ("nranks", "rank", "ranks")):
+        raise TypeError("group must be a paddle.distributed process group (nranks, rank, ranks; "
+                        f"e.g. hcg.get_data_parallel_group()) or None, got {group!r}")
+    if not isinstance(allow_empty_ranks, (bool, np.bool_)):
+        raise TypeError(f"allow_empty_ranks must be True or False, got {allow_empty_ranks!r}")
     entries = observer_entries(model)
+    if not entries:
+        raise ValueError(
+            f"model ({type(model).__name__}) holds no refquant observer, so there is nothing to "
+            "sync: pass the model returned by PTQ.quantize, before convert")
     result = SyncResult()
     comm = _default_group_comm(group, float(timeout), "sync_observers (data parallel)")
     result.world_size = comm.nranks

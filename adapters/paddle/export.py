@@ -33,10 +33,11 @@ ONNX Runtime then quantizes as ``x / y_scale`` (RNE) where Paddle computes
 ``(q * S) / qmax``: the two agree except at near-ties and in the last bit of dequantized
 values (``docs/kernels.md``; ``refquant.kernels.onnx`` emulates the ONNX side exactly).
 
-Not exportable (a ``ValueError`` / ``NotImplementedError`` naming the layer): unconverted
-models or observers, bit widths other than 8, FP8 and group-wise scales, non-zero zero
-points (Paddle's ``quantize_linear`` ignores them, so the Paddle model is not what its
-parameters say), non-positive scales, and quantized weights that feed anything but
+Not exportable (a ``ValueError`` / ``NotImplementedError`` naming the layer): float models
+(no converted quant-dequant layer at all), quantized but unconverted models or observers,
+bit widths other than 8, FP8 and group-wise scales, non-zero zero points (Paddle's
+``quantize_linear`` ignores them, so the Paddle model is not what its parameters say),
+non-positive scales, and quantized weights that feed anything but
 ``Conv`` / ``MatMul`` / ``Gemm`` (e.g. ``Conv2DTranspose``).
 """
 
@@ -244,7 +245,8 @@ def _float_twin(model: paddle.nn.Layer) -> tuple[paddle.nn.Layer, _Plan]:
         if isinstance(layer, ConvertibleQuantedLayer):
             if not layer.converted:
                 raise ValueError(
-                    f"{where} is not converted: call PTQ.convert / QAT.convert before export_onnx"
+                    f"model is not converted: {where} still holds its observers/quanters; call "
+                    "PTQ.convert / QAT.convert before export_onnx"
                 )
             for weight_name, quanter_name in layer.weights_to_quanters():
                 qdq = getattr(layer, quanter_name, None)
@@ -276,10 +278,20 @@ def _float_twin(model: paddle.nn.Layer) -> tuple[paddle.nn.Layer, _Plan]:
                 setattr(layer, child_name, _marker_layer(marker_name))
             elif isinstance(child, BaseQuanter):
                 raise ValueError(
-                    f"layer {child_path!r} is an unconverted {type(child).__name__}: call "
-                    "PTQ.convert / QAT.convert before export_onnx (note that PTQ.convert skips "
-                    "quantized layers without a weight quanter, leaving their observers)"
+                    f"model is not converted: layer {child_path!r} is an unconverted "
+                    f"{type(child).__name__}; call PTQ.convert / QAT.convert before export_onnx "
+                    "(note that PTQ.convert skips quantized layers without a weight quanter, "
+                    "leaving their observers)"
                 )
+    if isinstance(twin, BaseQuanter):
+        raise ValueError(f"model is an unconverted {type(twin).__name__}: call PTQ.convert / "
+                         "QAT.convert before export_onnx")
+    if not plan.weights and not plan.activations:
+        raise ValueError(
+            f"model ({type(model).__name__}) has no quantized tensor: it holds no converted "
+            "quant-dequant layer, so its ONNX export would be a float model. export_onnx takes "
+            "the output of PTQ.convert / QAT.convert"
+        )
     return twin, plan
 
 
@@ -487,6 +499,43 @@ def _check_input_spec(input_spec: Any) -> list[Any]:
     return list(input_spec)
 
 
+def _check_path(path: Any, name: str = "path") -> Path:
+    """``path`` as a ``Path`` to a file that can be written (it is not a directory, and no
+    existing parent is a file)."""
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str or os.PathLike of str, got {path!r}")
+    if not text:
+        raise ValueError(f"{name} must name an ONNX file, got ''")
+    p = Path(text)
+    if p.is_dir():
+        raise ValueError(f"{name} {text!r} is a directory; it must name an ONNX file")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{name} {text!r} is under {str(parent)!r}, which is a "
+                                 "file, not a directory")
+            break
+    return p
+
+
+def _check_jobs(jobs: Any) -> list[tuple[paddle.nn.Layer, Path]]:
+    if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Sequence):
+        raise TypeError(f"jobs must be a list of (model, path) pairs, got {type(jobs).__name__}")
+    out = []
+    for k, job in enumerate(jobs):
+        if not isinstance(job, Sequence) or isinstance(job, (str, bytes)) or len(job) != 2:
+            raise TypeError(f"jobs[{k}] must be a (model, path) pair, got {job!r}")
+        model, path = job
+        if not isinstance(model, paddle.nn.Layer):
+            raise TypeError(f"model must be a paddle.nn.Layer, got {type(model).__name__}")
+        out.append((model, _check_path(path)))
+    paths = [p.resolve() for _, p in out]
+    if len(set(paths)) != len(paths):
+        raise ValueError(f"jobs write the same path twice: {[str(p) for _, p in out]}")
+    return out
+
+
 def export_onnx_many(
     jobs: Sequence[tuple[paddle.nn.Layer, str | os.PathLike[str]]],
     input_spec: Sequence[Any],
@@ -494,14 +543,15 @@ def export_onnx_many(
     """:func:`export_onnx` for several models with one paddle2onnx child process."""
     import onnx
 
+    checked = _check_jobs(jobs)
     spec = _check_input_spec(input_spec)
-    if not jobs:
+    if not checked:
         return []
+    twins = [(*_float_twin(model), path) for model, path in checked]  # every check first
     prepared = []
     with tempfile.TemporaryDirectory(prefix="refquant_export_") as tmp:
         p2o_jobs = []
-        for k, (model, path) in enumerate(jobs):
-            twin, plan = _float_twin(model)
+        for k, (twin, plan, path) in enumerate(twins):
             prefix = os.path.join(tmp, f"model{k}")
             paddle.jit.save(twin, prefix, input_spec=spec)
             model_file = prefix + (".json" if os.path.isfile(prefix + ".json") else ".pdmodel")

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,15 @@ import paddle
 from paddle import _C_ops, _legacy_C_ops
 from paddle.framework import in_dynamic_mode
 from paddle.nn import functional as F
-from paddle.nn.quant.format import ConvertibleQuantedLayer
+from paddle.nn.quant.format import ConvertibleQuantedLayer, LinearQuanterDequanter
 from paddle.quantization.base_observer import BaseObserver
+from paddle.quantization.base_quanter import BaseQuanter
+
+from refquant._validation import as_real_array, check_bits, check_flag, to_float_dtype
 
 __all__ = [
     "layer_label",
+    "check_signature",
     "weight_axis",
     "QuantedLinear",
     "QuantedConv2D",
@@ -43,9 +48,21 @@ __all__ = [
     "ObserveWrapper",
     "QuantDequant",
     "quantize_weight",
+    "converted_types",
+    "quantization_layers",
 ]
 
 _PARALLEL_LINEAR = ("ColumnParallelLinear", "RowParallelLinear")
+
+
+def check_signature(owner: str, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+                    ) -> None:
+    """``TypeError`` naming ``owner`` when ``fn`` cannot take these arguments (an unknown
+    keyword, too many positional arguments, one argument given twice)."""
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{owner}: {exc}") from None
 
 
 def layer_label(layer: Any) -> str:
@@ -119,7 +136,57 @@ class _QuantedWeightLayer(ConvertibleQuantedLayer):
     observing it again would only repeat the same values.
     """
 
+    #: ranks of ``weight`` that ``forward`` supports, and the layout named in errors
+    weight_ranks: tuple[int, ...] = (2,)
+    weight_layout = "[in, out]"
+    #: attributes of the float layer that ``forward`` needs
+    required_attrs: tuple[str, ...] = ()
+
+    @classmethod
+    def _out_channels(cls, layer: Any, shape: list[int]) -> int:
+        """Number of output channels (the size a bias must have)."""
+        return shape[1]
+
+    @classmethod
+    def check_layer(cls, layer: Any, where: str | None = None) -> None:
+        """Raise unless ``layer`` can be quantized as this class: a floating-point ``weight``
+        of a supported rank, the attributes ``forward`` reads, a bias of one value per
+        output channel (or none). ``where`` names the layer in messages (default: its type
+        and full name)."""
+        where = where or layer_label(layer)
+        name = cls.__name__
+        if not isinstance(layer, paddle.nn.Layer):
+            raise TypeError(f"layer must be a paddle.nn.Layer, got {type(layer).__name__}")
+        w = getattr(layer, "weight", None)
+        if not isinstance(w, paddle.Tensor):
+            raise TypeError(
+                f"cannot quantize {where} as {name}: its weight must be a paddle.Tensor, got "
+                f"{type(w).__name__}")
+        shape = [int(d) for d in w.shape]
+        if len(shape) not in cls.weight_ranks:
+            ranks = " or ".join(f"{r}-D" for r in cls.weight_ranks)
+            raise ValueError(
+                f"cannot quantize {where} as {name}: its weight has shape {shape}, but {name} "
+                f"needs a {ranks} {cls.weight_layout} weight (map this layer type to a "
+                "quantized layer that computes with such a weight, or leave it unquantized)")
+        if not paddle.is_floating_point(w):
+            raise ValueError(f"cannot quantize {where} as {name}: its weight has dtype {w.dtype}, "
+                             "not a floating-point type")
+        missing = [a for a in cls.required_attrs if not hasattr(layer, a)]
+        if missing:
+            raise ValueError(f"cannot quantize {where} as {name}: the layer lacks the "
+                             f"attributes {', '.join(missing)} that {name}.forward reads")
+        bias = getattr(layer, "bias", None)
+        if bias is not None:
+            out = cls._out_channels(layer, shape)
+            if not isinstance(bias, paddle.Tensor) or [int(d) for d in bias.shape] != [out]:
+                got = list(bias.shape) if isinstance(bias, paddle.Tensor) else type(bias).__name__
+                raise ValueError(
+                    f"cannot quantize {where} as {name}: its bias must be None or of shape "
+                    f"[{out}] (one value per output channel of the weight {shape}), got {got}")
+
     def __init__(self, layer: Any, q_config: Any) -> None:
+        type(self).check_layer(layer)
         super().__init__()
         self.weight = layer.weight
         self.bias = getattr(layer, "bias", None)
@@ -161,6 +228,26 @@ class QuantedLinear(_QuantedWeightLayer):
 
 
 class _ConvBase(_QuantedWeightLayer):
+    weight_layout = "[out, in/groups, k...] convolution"
+    required_attrs = ("_stride", "_padding", "_dilation", "_groups", "_data_format")
+
+    @classmethod
+    def _out_channels(cls, layer: Any, shape: list[int]) -> int:
+        return shape[0]
+
+    @classmethod
+    def check_layer(cls, layer: Any, where: str | None = None) -> None:
+        groups = getattr(layer, "_groups", 1)
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"cannot quantize {where or layer_label(layer)} as {cls.__name__}: "
+                             f"its _groups must be a positive integer, got {groups!r}")
+        super().check_layer(layer, where)
+        if getattr(layer, "_padding_mode", "zeros") != "zeros" and \
+                not hasattr(layer, "_reversed_padding_repeated_twice"):
+            raise ValueError(
+                f"cannot quantize {where or layer_label(layer)} as {cls.__name__}: padding mode "
+                f"{layer._padding_mode!r} needs the attribute _reversed_padding_repeated_twice")
+
     def __init__(self, layer: Any, q_config: Any) -> None:
         super().__init__(layer, q_config)
         for attr in ("_groups", "_stride", "_padding", "_padding_mode", "_dilation",
@@ -181,6 +268,8 @@ class _ConvBase(_QuantedWeightLayer):
 class QuantedConv2D(_ConvBase):
     """Conv2D with quantized input and weight (weight ``[out, in/g, kh, kw]``, axis 0)."""
 
+    weight_ranks = (4,)
+
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         qx, qw = self._quant_inputs(x)
         qx, pad = self._pad(qx)
@@ -192,6 +281,8 @@ class QuantedConv2D(_ConvBase):
 class QuantedConv1D(_ConvBase):
     """Conv1D with quantized input and weight (weight ``[out, in/g, k]``, axis 0)."""
 
+    weight_ranks = (3,)
+
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         qx, qw = self._quant_inputs(x)
         qx, pad = self._pad(qx)
@@ -202,6 +293,13 @@ class QuantedConv1D(_ConvBase):
 
 class QuantedConv2DTranspose(_ConvBase):
     """Conv2DTranspose with quantized input and weight (weight ``[in, out/g, kh, kw]``, axis 1)."""
+
+    weight_ranks = (4,)
+    weight_layout = "[in, out/groups, kh, kw] transposed-convolution"
+
+    @classmethod
+    def _out_channels(cls, layer: Any, shape: list[int]) -> int:
+        return shape[1] * int(getattr(layer, "_groups", 1))
 
     def forward(self, x: paddle.Tensor, output_size: Any = None) -> paddle.Tensor:
         qx, qw = self._quant_inputs(x)
@@ -216,6 +314,9 @@ class ObserveWrapper(paddle.nn.Layer):
     """Run ``observer`` on the first input of ``observed``, then ``observed`` itself."""
 
     def __init__(self, observer: paddle.nn.Layer, observed: paddle.nn.Layer) -> None:
+        for name, value in (("observer", observer), ("observed", observed)):
+            if not isinstance(value, paddle.nn.Layer):
+                raise TypeError(f"{name} must be a paddle.nn.Layer, got {type(value).__name__}")
         super().__init__()
         self._observer = observer
         self._observed = observed
@@ -244,9 +345,19 @@ def _grid(bits: int) -> tuple[int, int]:
 
 
 def quantize_weight(w: paddle.Tensor, scale: np.ndarray, axis: int, bits: int) -> paddle.Tensor:
-    """Integer-valued float32 codes of ``w`` from Paddle's ``quantize_linear`` kernel."""
-    qmin, qmax = _grid(bits)
-    s = paddle.to_tensor(np.asarray(scale, np.float32))
+    """Integer-valued float32 codes of ``w`` from Paddle's ``quantize_linear`` kernel.
+
+    ``scale``: one threshold (``axis=-1``) or one per channel along ``axis`` (0 or 1),
+    finite and >= 0."""
+    sv = to_float_dtype(as_real_array(scale, "scale", allow_empty=False), np.float32, "scale")
+    if not np.all(np.isfinite(sv)) or np.any(sv < 0):
+        raise ValueError(f"scale must be finite (in float32) and >= 0, got {sv!r}")
+    if sv.ndim > 1 or (sv.ndim == 1 and (axis not in (0, 1) or len(w.shape) <= axis
+                                         or w.shape[axis] != sv.size)):
+        raise ValueError(f"scale of shape {list(sv.shape)} does not fit a weight of shape "
+                         f"{list(w.shape)} along axis {axis!r} (0 or 1 per channel)")
+    qmin, qmax = _grid(check_bits(bits, "bits"))
+    s = paddle.to_tensor(sv)
     zp = paddle.zeros(s.shape, "float32")
     return _legacy_C_ops.quantize_linear(  # type: ignore[attr-defined]
         w.astype("float32"), s, zp, "quant_axis", axis, "bit_length", bits,
@@ -265,19 +376,22 @@ class QuantDequant(paddle.nn.Layer):
     def __init__(self, scale: Any, axis: int = -1, bits: int = 8, quantize: bool = True,
                  dequantize: bool = True) -> None:
         super().__init__()
-        s = np.asarray(scale, np.float32)
+        s = np.array(to_float_dtype(as_real_array(scale, "scale", allow_empty=False),
+                                    np.float32, "scale"))
         if s.ndim > 1:
             raise ValueError(f"scale must be 0-D or 1-D, got shape {s.shape}")
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"axis must be an integer, got {axis!r}")
         if s.ndim == 1 and axis not in (0, 1):
             raise ValueError(
-                f"per-channel axis must be 0 or 1 (Paddle's quantize_linear), got {axis}")
+                f"per-channel axis must be 0 or 1 (Paddle's quantize_linear), got {axis!r}")
         if not np.all(np.isfinite(s)) or np.any(s < 0):
-            raise ValueError(f"scale must be finite and >= 0, got {s!r}")
+            raise ValueError(f"scale must be finite (in float32) and >= 0, got {s!r}")
         self._axis = int(axis) if s.ndim == 1 else -1
-        self._bits = int(bits)
+        self._bits = check_bits(bits, "bits")
         self._qmin, self._qmax = _grid(self._bits)
-        self._do_q = bool(quantize)
-        self._do_dq = bool(dequantize)
+        self._do_q = check_flag(quantize, "quantize")
+        self._do_dq = check_flag(dequantize, "dequantize")
         attr = paddle.ParamAttr(trainable=False)
         self.scale = self.create_parameter(
             list(s.shape), attr=attr, dtype="float32",
@@ -355,10 +469,44 @@ class QuantDequant(paddle.nn.Layer):
         return (q * s) / paddle.full([], float(self._qmax), "float32")
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if in_dynamic_mode() and not isinstance(x, paddle.Tensor):
+            raise TypeError(f"input of QuantDequant must be a paddle.Tensor, got "
+                            f"{type(x).__name__}")
         dtype = x.dtype
+        if dtype not in (paddle.float16, paddle.bfloat16, paddle.float32, paddle.float64):
+            raise TypeError(f"input of QuantDequant must be a floating-point tensor, got {dtype}")
+        if self._axis >= 0 and in_dynamic_mode():
+            if len(x.shape) <= self._axis or x.shape[self._axis] != self.scale.shape[0]:
+                raise ValueError(
+                    f"input of QuantDequant has shape {list(x.shape)}, but its "
+                    f"{self.scale.shape[0]} scales are along axis {self._axis}")
         y = x.astype("float32") if dtype != paddle.float32 else x
         if self._do_q:
             y = self._quantize(y)
         if self._do_dq:
             y = self._dequantize(y)
         return y.astype(dtype) if dtype != paddle.float32 else y
+
+
+def converted_types() -> tuple[type, ...]:
+    """Layer types of a converted quant-dequant: this adapter's and Paddle's."""
+    return (QuantDequant, LinearQuanterDequanter)
+
+
+def quantization_layers(model: paddle.nn.Layer) -> list[tuple[str, paddle.nn.Layer]]:
+    """``(path, layer)`` of every layer of ``model`` (the root included, path ``""``) that
+    quantization put there: quantized layers (Paddle's ``ConvertibleQuantedLayer`` protocol),
+    :class:`ObserveWrapper`, observers and quanters (``BaseQuanter``), converted
+    quant-dequant layers. Sublayers of those are not listed separately."""
+    kinds = (ConvertibleQuantedLayer, ObserveWrapper, BaseQuanter, *converted_types())
+    found: list[tuple[str, paddle.nn.Layer]] = []
+
+    def walk(layer: paddle.nn.Layer, path: str) -> None:
+        if isinstance(layer, kinds):
+            found.append((path, layer))
+            return
+        for name, child in layer.named_children():
+            walk(child, f"{path}.{name}" if path else name)
+
+    walk(model, "")
+    return found

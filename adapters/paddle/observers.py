@@ -78,6 +78,7 @@ Channel-wise observers take ``axis=None``: inferred from the layer they are buil
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -106,7 +107,7 @@ from refquant.observers.search import decision_bound, f32_mean_bound
 from refquant.qparams import QParams
 
 from . import _device as dev
-from .layers import layer_label, weight_axis
+from .layers import check_signature, layer_label, weight_axis
 
 __all__ = [
     "AbsmaxObserver",
@@ -374,7 +375,7 @@ def _pending_on_host(pending: list[_Pending]) -> tuple[np.ndarray, np.ndarray]:
     (CPU tensors, :func:`._device.host_view`) are already NumPy arrays.
     """
     on_dev = [t for pair in pending for t in pair if isinstance(t, paddle.Tensor)]
-    back = iter(())
+    back: Iterator[np.ndarray] = iter(())
     if on_dev:
         flat = paddle.concat([t.reshape([-1]) for t in on_dev]).numpy()
         sizes = [math.prod(t.shape) for t in on_dev]
@@ -574,7 +575,7 @@ class _SearchLayer(RefquantObserverLayer):
         """
         out = []
         if self._loss == "emd":
-            mean_x, std_x = paddle.mean(x), paddle.std(x)
+            mean_x, std_x = paddle.mean(x), dev.std(x)
         for scale in scales:
             q = paddle.clip(paddle.round(x / scale * qmax), -qmax - 1, qmax)
             y = q / qmax * scale
@@ -582,7 +583,7 @@ class _SearchLayer(RefquantObserverLayer):
                 out.append(((x - y) ** 2).mean())
             else:
                 out.append(paddle.abs(mean_x - paddle.mean(y))
-                           + paddle.abs(std_x - paddle.std(y)))
+                           + paddle.abs(std_x - dev.std(y)))
         return paddle.stack(out).astype("float64").numpy().reshape(-1)
 
     def _slim_observe(self, x: paddle.Tensor) -> None:
@@ -606,7 +607,7 @@ class _SearchLayer(RefquantObserverLayer):
                                    else np.float64)
         else:
             u = 2.0**-24 if flat.dtype == paddle.float32 else 2.0**-53
-            std = float(paddle.std(flat)) if n > 1 else 0.0
+            std = float(dev.std(flat)) if n > 1 else 0.0
             big = float(paddle.max(paddle.abs(flat)))
             bound = (f32_mean_bound(n, np.float32 if flat.dtype == paddle.float32
                                     else np.float64) + 8 * u) * (2.0 * std + big)
@@ -742,6 +743,7 @@ class _Factory(ObserverFactory):
             ax = kwargs.get("axis")
             if ax is not None and (isinstance(ax, bool) or not isinstance(ax, int)):
                 raise TypeError(f"axis must be an integer or None, got {ax!r}")
+        check_signature(type(self).__name__, self._layer._ref_cls, args, probe)
         self._layer._ref_cls(*args, **probe)  # validates: ValueError/TypeError naming the arg
 
     def _get_class(self) -> type[RefquantObserverLayer]:

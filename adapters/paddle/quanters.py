@@ -53,7 +53,8 @@ from refquant.quanters import FakeQuanterWithAbsMaxObserver as _RefMA
 from refquant.quanters import PACTQuanter as _RefPACT
 from refquant.quanters import WeightLSQplusQuanter as _RefWeightLSQ
 
-from .layers import layer_label, weight_axis
+from . import _device as dev
+from .layers import check_signature, layer_label, weight_axis
 
 __all__ = [
     "FakeQuanterWithAbsMaxObserver",
@@ -75,6 +76,8 @@ def _check_input(x: Any, who: str) -> None:
     if x.dtype != paddle.float32:
         raise TypeError(f"input of {who} must be float32 (Paddle's fake-quant kernels), "
                         f"got {x.dtype}")
+    if x.size == 0:  # Paddle's abs-max kernels crash the process on an empty tensor
+        raise ValueError(f"input of {who} must not be empty, got shape {list(x.shape)}")
 
 
 def _check_finite(x: paddle.Tensor, who: str) -> None:
@@ -150,6 +153,9 @@ class FakeQuanterChannelWiseAbsMaxObserverLayer(_RefquantQuanterLayer):
                  profile: Profile = "canonical") -> None:
         super().__init__()
         self._who = f"{type(self).__name__} of {layer_label(layer)}"
+        if quant_axis is not None and (isinstance(quant_axis, bool)
+                                       or not isinstance(quant_axis, (int, np.integer))):
+            raise TypeError(f"quant_axis must be an integer or None, got {quant_axis!r}")
         axis = weight_axis(layer, quant_axis) if layer is not None else (
             0 if quant_axis is None else int(quant_axis))
         if axis not in (0, 1):
@@ -164,6 +170,9 @@ class FakeQuanterChannelWiseAbsMaxObserverLayer(_RefquantQuanterLayer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         _check_input(x, self._who)
+        if x.ndim <= self._axis:
+            raise ValueError(f"input of {self._who} has shape {list(x.shape)}: it has no axis "
+                             f"quant_axis={self._axis} to take channels along")
         if self._ref.profile == "canonical":
             _check_finite(x, self._who)
         if self._ref.profile == "paddleslim":
@@ -250,6 +259,10 @@ class PACTQuanterLayer(_RefquantQuanterLayer):
                  quant_bits: int = 8) -> None:
         super().__init__()
         self._who = f"{type(self).__name__} of {layer_label(layer)}"
+        if quanter is not None and (isinstance(quanter, type)
+                                    or not callable(getattr(quanter, "_instance", None))):
+            raise TypeError("quanter must be a refquant.adapters.paddle.quanters factory "
+                            f"instance or None, got {quanter!r}")
         self.quanter = None if quanter is None else quanter._instance(layer)
         inner_ref = getattr(self.quanter, "_ref", None)
         if self.quanter is not None and inner_ref is None:
@@ -267,6 +280,8 @@ class PACTQuanterLayer(_RefquantQuanterLayer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         _check_input(x, self._who)
+        if self._ref.profile == "canonical":
+            _check_finite(x, self._who)
         if self._ref.profile == "paddleslim":
             left = paddle.nn.functional.relu(x - self.alpha)
             right = paddle.nn.functional.relu(-self.alpha - x)
@@ -497,12 +512,12 @@ class WeightLSQplusQuanterLayer(_LSQLayer):
             if ref.per_channel:
                 rows = x.reshape([x.shape[0], -1])
                 mean = paddle.mean(rows, axis=ref._collect_axis)
-                std = paddle.std(rows, axis=ref._collect_axis)
+                std = dev.std(rows, axis=ref._collect_axis)
                 m = paddle.max(paddle.stack([paddle.abs(mean - 3 * std),
                                              paddle.abs(mean + 3 * std)]), axis=0)
                 new = m / div if first else m * 0.9 + 0.1 * m / div
             else:
-                mean, std = paddle.mean(x), paddle.std(x)
+                mean, std = paddle.mean(x), dev.std(x)
                 lo, hi = paddle.abs(mean - 3 * std), paddle.abs(mean + 3 * std)
                 m = hi if bool(hi > lo) else lo  # Python max([lo, hi])
                 new = m / div if first else self.scale * 0.9 + 0.1 * m / div
@@ -517,7 +532,7 @@ class WeightLSQplusQuanterLayer(_LSQLayer):
             if flat.shape[1] < 2:
                 raise ValueError(f"{self._who}: x needs at least 2 elements per scale")
             mean = flat.mean(axis=1)
-            std = paddle.std(flat, axis=1)
+            std = dev.std(flat, axis=1)
             bound = paddle.maximum(paddle.abs(mean - 3 * std), paddle.abs(mean + 3 * std))
             if bool((bound == 0).any()):
                 raise ValueError(f"{self._who}: cannot initialise the step size: a channel "
@@ -535,6 +550,8 @@ class WeightLSQplusQuanterLayer(_LSQLayer):
 
     def forward(self, w: paddle.Tensor) -> paddle.Tensor:
         _check_input(w, self._who)
+        if self._ref.profile == "canonical":
+            _check_finite(w, self._who)
         if self._updates():
             self._update(w)
         elif self._g is None:
@@ -625,6 +642,8 @@ class ActLSQplusQuanterLayer(_LSQLayer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         _check_input(x, self._who)
+        if self._ref.profile == "canonical":
+            _check_finite(x, self._who)
         if self._updates():
             self._update(x)
         elif self._g is None:
@@ -657,6 +676,7 @@ class _Factory(QuanterFactory):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        check_signature(type(self).__name__, self._layer, (None, *args), kwargs)
         self._layer(None, *args, **kwargs)  # validates the arguments now
 
     def _get_class(self) -> type:

@@ -15,6 +15,13 @@ Unlike Paddle 3.3.1 the root model is configured too (a bare ``Linear`` is quant
 evaluation mode (quirks 56, 57). Always use the returned model: when the root itself is
 replaced, ``inplace=True`` cannot replace the caller's object.
 
+``quantize`` checks everything before it changes anything: a model that already holds
+quantization layers (observers, quanters, quantized or converted layers) is refused with a
+``ValueError`` (Paddle 3.3.1 returns it unchanged, silently ignoring the new config), and a
+layer whose weight does not fit the quantized layer it maps to (e.g. a custom layer with a
+3-D weight mapped to ``QuantedLinear``) raises a ``ValueError`` naming the layer and the
+weight shape; with ``inplace=True`` the caller's model is then left as it was.
+
 ``convert(model, inplace=False, remain_weight=False)`` replaces every observer/quanter by a
 :class:`~refquant.adapters.paddle.layers.QuantDequant` with the parameters it decided; the
 weights are stored as integer codes (Paddle's ``quantize_linear`` kernel) followed by a
@@ -22,11 +29,20 @@ dequantize, or left in float with a full QDQ when ``remain_weight``. An observer
 data raises :class:`~refquant.adapters.paddle.observers.NotCalibratedError` naming the
 layer. The result runs in dygraph and survives ``paddle.jit.save`` / ``paddle.jit.load``
 with a dynamic batch dimension.
+
+``convert`` of a model that is already converted (wholly or in part) leaves the converted
+layers as they are, like Paddle's ``PTQ.convert``: converting twice gives the same model.
+A model that holds no observer, quanter or quant-dequant layer at all (a float model) is
+refused with a ``ValueError`` (Paddle returns it unchanged). All parameters are decided
+before anything is modified, so an error (e.g. an uncalibrated observer) leaves even an
+``inplace=True`` model as it was.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,7 +51,14 @@ from paddle.nn.quant.format import ConvertibleQuantedLayer
 from paddle.quantization.base_quanter import BaseQuanter
 
 from .config import QuantConfig, SingleLayerConfig
-from .layers import ObserveWrapper, QuantDequant, layer_label, quantize_weight
+from .layers import (
+    ObserveWrapper,
+    QuantDequant,
+    converted_types,
+    layer_label,
+    quantization_layers,
+    quantize_weight,
+)
 from .observers import NotCalibratedError
 
 __all__ = ["PTQ", "QAT", "NotCalibratedError"]
@@ -43,6 +66,32 @@ __all__ = ["PTQ", "QAT", "NotCalibratedError"]
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, paddle.nn.Layer):
+        raise TypeError(f"model must be a paddle.nn.Layer, got {type(model).__name__}")
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_float_model(model: Any, inplace: Any) -> bool:
+    """The checks of ``quantize``: a float ``paddle.nn.Layer`` and a bool; returns inplace."""
+    _check_model(model)
+    flag = _check_flag(inplace, "inplace")
+    found = quantization_layers(model)
+    if found:
+        path, layer = found[0]
+        raise ValueError(
+            f"model is already quantized: layer {path or '<root>'!r} is a "
+            f"{type(layer).__name__}. quantize takes a float model: calibrate or train the "
+            "quantized model and call convert, or quantize the original float model again"
+        )
+    return flag
 
 
 class _Quantization:
@@ -56,23 +105,27 @@ class _Quantization:
 
     # -- quantize -----------------------------------------------------------------------
     def _prepare(self, model: Any, inplace: bool) -> Any:
-        if not isinstance(model, paddle.nn.Layer):
-            raise TypeError(f"model must be a paddle.nn.Layer, got {type(model).__name__}")
         cfgs = self._config._specify(model)
         target = model if inplace else copy.deepcopy(model)
-        return self._replace(target, "", cfgs)
+        swaps: list[tuple[Any, str, Any]] = []
+        root = self._replace(target, "", cfgs, swaps)  # builds every new layer first
+        for parent, name, new in swaps:
+            parent.add_sublayer(name, new)  # Paddle: _sub_layers[name] = new
+        return root
 
-    def _replace(self, layer: Any, path: str, cfgs: dict[str, SingleLayerConfig | None]
-                 ) -> Any:
+    def _replace(self, layer: Any, path: str, cfgs: dict[str, SingleLayerConfig | None],
+                 swaps: list[tuple[Any, str, Any]]) -> Any:
+        """The layer that replaces ``layer``; replacements below it go to ``swaps``."""
         conf = self._config
         cfg = cfgs.get(path)
         if cfg is not None and cfg.empty and conf.profile != "paddleslim":
             cfg = None  # canonical: an empty config means "not quantized"
-        if isinstance(layer, (ConvertibleQuantedLayer, ObserveWrapper, BaseQuanter)):
-            return layer  # already quantized
         if cfg is not None:
             target = conf.target_type(layer)
             if target is not None:
+                check = getattr(target, "check_layer", None)
+                if check is not None:
+                    check(layer, f"layer {path or '<root>'!r} ({layer_label(layer)})")
                 new = target(layer, cfg)
                 if conf.profile == "paddleslim" and hasattr(new, "observe_weight_once"):
                     new.observe_weight_once = False  # Paddle observes weights every forward
@@ -82,38 +135,34 @@ class _Quantization:
                 return ObserveWrapper(cfg.activation._instance(layer), layer)
             return layer
         for name, child in list(layer.named_children()):
-            new = self._replace(child, _join(path, name), cfgs)
+            new = self._replace(child, _join(path, name), cfgs, swaps)
             if new is not child:
-                layer.add_sublayer(name, new)  # Paddle: _sub_layers[name] = new
+                swaps.append((layer, name, new))
         return layer
 
     # -- convert ------------------------------------------------------------------------
     def convert(self, model: Any, inplace: bool = False, remain_weight: bool = False) -> Any:
-        """QDQ form of a calibrated/trained model (see the module docstring)."""
-        if not isinstance(model, paddle.nn.Layer):
-            raise TypeError(f"model must be a paddle.nn.Layer, got {type(model).__name__}")
-        out = model if inplace else copy.deepcopy(model)
-        self._slim = self._config.profile == "paddleslim"
-        root = self._convert_layer(out, "", bool(remain_weight))
-        return root
+        """QDQ form of a calibrated/trained model (see the module docstring).
 
-    def _convert_layer(self, layer: Any, path: str, remain_weight: bool) -> Any:
-        slim = getattr(self, "_slim", False)
-        if isinstance(layer, ObserveWrapper):
-            layer.add_sublayer("_observer", _qdq_of(layer.observer, _join(path, "_observer"),
-                                                    slim))
-            return layer
-        if isinstance(layer, ConvertibleQuantedLayer):
-            if not getattr(layer, "converted", False):
-                _convert_quanted(layer, path, remain_weight, slim)
-            return layer
-        if isinstance(layer, BaseQuanter):
-            return _qdq_of(layer, path, slim)
-        for name, child in list(layer.named_children()):
-            new = self._convert_layer(child, _join(path, name), remain_weight)
-            if new is not child:
-                layer.add_sublayer(name, new)  # Paddle: _sub_layers[name] = new
-        return layer
+        Already converted layers are left as they are (converting twice is a no-op); a model
+        without any observer, quanter or quant-dequant layer raises ``ValueError``.
+        """
+        _check_model(model)
+        inplace = _check_flag(inplace, "inplace")
+        remain_weight = _check_flag(remain_weight, "remain_weight")
+        if not quantization_layers(model):
+            raise ValueError(
+                "model holds no observer, quanter or quant-dequant layer, so there is nothing "
+                "to convert: pass the model returned by PTQ.quantize / QAT.quantize after "
+                "calibration (or check that the QuantConfig quantizes some layer)"
+            )
+        out = model if inplace else copy.deepcopy(model)
+        slim = self._config.profile == "paddleslim"
+        edits: list[Callable[[], object]] = []
+        root = _plan_convert(out, "", remain_weight, slim, edits)  # every decision first
+        for edit in edits:
+            edit()
+        return root
 
     def __str__(self) -> str:
         return self._config.details()
@@ -189,34 +238,68 @@ def _qdq_of(quanter: Any, path: str, slim: bool = False) -> QuantDequant:
     return QuantDequant(scale, axis, bits)
 
 
-def _convert_quanted(layer: Any, path: str, remain_weight: bool, slim: bool = False) -> None:
+def _plan_convert(layer: Any, path: str, remain_weight: bool, slim: bool,
+                  edits: list[Callable[[], object]]) -> Any:
+    """The converted form of ``layer``: decides every parameter now, and appends to ``edits``
+    what is to change inside the model (run only once every decision succeeded)."""
+    if isinstance(layer, converted_types()):
+        return layer  # already converted
+    if isinstance(layer, ObserveWrapper):
+        if not isinstance(layer.observer, converted_types()):
+            qdq = _qdq_of(layer.observer, _join(path, "_observer"), slim)
+            edits.append(partial(layer.add_sublayer, "_observer", qdq))
+        return layer
+    if isinstance(layer, ConvertibleQuantedLayer):
+        if not getattr(layer, "converted", False):
+            edits += _plan_quanted(layer, path, remain_weight, slim)
+        return layer
+    if isinstance(layer, BaseQuanter):
+        return _qdq_of(layer, path, slim)
+    for name, child in list(layer.named_children()):
+        new = _plan_convert(child, _join(path, name), remain_weight, slim, edits)
+        if new is not child:
+            edits.append(partial(layer.add_sublayer, name, new))  # Paddle: _sub_layers[name]
+    return layer
+
+
+def _plan_quanted(layer: Any, path: str, remain_weight: bool, slim: bool = False
+                  ) -> list[Callable[[], object]]:
+    """The edits that convert a quantized layer (weights to codes, quanters to QDQ)."""
     if slim:
         # Paddle skips a quanted layer without a weight quanter entirely, leaving its
         # activation observer in place (item 60); scales() errors propagate (item 59)
         wq = getattr(layer, "weight_quanter", None)
         if wq is None or wq.scales() is None:
-            return
+            return []
+    qdqs: list[tuple[str, QuantDequant]] = []
+    codes: list[tuple[Any, paddle.Tensor]] = []
     for weight_name, quanter_name in layer.weights_to_quanters():
         quanter = getattr(layer, quanter_name, None)
         if quanter is None:
             continue
-        qpath = _join(path, quanter_name)
-        scale, axis, bits = _params_of(quanter, qpath, slim)
+        scale, axis, bits = _params_of(quanter, _join(path, quanter_name), slim)
         if remain_weight:
-            qdq = QuantDequant(scale, axis, bits)
+            qdqs.append((quanter_name, QuantDequant(scale, axis, bits)))
         else:
             weight = getattr(layer, weight_name)
             with paddle.no_grad():
-                codes = quantize_weight(weight, scale, axis, bits)
-                weight.set_value(codes.astype(weight.dtype))
-            qdq = QuantDequant(scale, axis, bits, quantize=False)
-        setattr(layer, quanter_name, qdq)
+                codes.append((weight, quantize_weight(weight, scale, axis, bits)))
+            qdqs.append((quanter_name, QuantDequant(scale, axis, bits, quantize=False)))
     for quanter_name in layer.activation_quanters():
         quanter = getattr(layer, quanter_name, None)
         if quanter is None:
             continue
-        setattr(layer, quanter_name, _qdq_of(quanter, _join(path, quanter_name), slim))
-    layer.converted = True
+        qdqs.append((quanter_name, _qdq_of(quanter, _join(path, quanter_name), slim)))
+
+    def apply() -> None:
+        with paddle.no_grad():
+            for weight, ints in codes:
+                weight.set_value(ints.astype(weight.dtype))
+        for name, qdq in qdqs:
+            setattr(layer, name, qdq)
+        layer.converted = True
+
+    return [apply]
 
 
 class PTQ(_Quantization):
@@ -228,6 +311,7 @@ class PTQ(_Quantization):
         ``profile="paddleslim"`` configs: like Paddle, the copy is put in eval mode and then
         ``AssertionError`` is raised if the *caller's* model is in training mode (item 57).
         """
+        inplace = _check_float_model(model, inplace)
         if self._config.profile == "paddleslim":
             out = model if inplace else copy.deepcopy(model)
             if not inplace:
@@ -237,7 +321,7 @@ class PTQ(_Quantization):
                     "Post-Training Quantization should not work on training models "
                     "(Paddle 3.3.1 checks the caller's model, quirk 57): call model.eval()")
             return self._prepare(out, True)
-        out = self._prepare(model, bool(inplace))
+        out = self._prepare(model, inplace)
         out.eval()
         return out
 
@@ -266,10 +350,11 @@ class QAT(_Quantization):
         ``profile="paddleslim"`` configs: like Paddle, ``AssertionError`` unless the model is
         in training mode.
         """
+        inplace = _check_float_model(model, inplace)
         if self._config.profile == "paddleslim" and not model.training:
             raise AssertionError("Quantization-Aware Training should work on training models "
                                  "(Paddle 3.3.1): call model.train()")
-        return self._prepare(model, bool(inplace))
+        return self._prepare(model, inplace)
 
 
 def _label(layer: Any) -> str:  # pragma: no cover - kept for messages in subclasses
