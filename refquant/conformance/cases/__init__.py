@@ -16,6 +16,7 @@ FAMILY_MODULES = (
     "torch_kernels",
     "observer_cases",
     "quanter_cases",
+    "lowbit_cases",
 )
 
 for _mod in FAMILY_MODULES:

@@ -25,6 +25,7 @@ _MODULES = {
     "onnxruntime": "onnxruntime",
     "onnx-reference": "onnx_reference",
     "torch": "torch",
+    "torchao": "torchao",
 }
 TARGET_NAMES: tuple[str, ...] = tuple(_MODULES)
 
