@@ -177,8 +177,9 @@ class ProfileVariants:
 
     Constructing the public class with ``profile=...`` returns an instance of the registered
     variant (still an instance of the public class); a profile without a variant of its own
-    falls back to the family's ``default_variant`` profile if that is set, else raises
-    ``ValueError``. Instances carry ``self.rules`` (the :class:`ProfileRules`) and
+    raises ``ValueError``. A family that registers no variant at all is one class for every
+    profile that differs only by the fields of its rules: the instance then keeps the rules
+    it was built with. Instances carry ``self.rules`` (the :class:`ProfileRules`) and
     ``self.profile`` (its name). ``copy``/``pickle`` rebuild the same variant.
     """
 
@@ -211,12 +212,17 @@ class ProfileVariants:
         if cls.variant_rules is not None:  # a concrete variant (copy, pickle, direct use)
             return super().__new__(cls)
         rules = get_profile(kwargs.get("profile", "canonical"))
+        variants = cls.family._variants
+        if not variants:  # a family that only reads rules: one class for every profile
+            obj = super().__new__(cls)
+            obj.__dict__["_rules"] = rules
+            return obj
         try:
-            impl = cls.family._variants[rules.name]
+            impl = variants[rules.name]
         except KeyError:
             raise ValueError(
                 f"{cls.__name__} has no variant for profile {rules.name!r}; it has "
-                f"{tuple(cls.family._variants)}"
+                f"{tuple(variants)}"
             ) from None
         if not issubclass(impl, cls):
             raise TypeError(f"{impl.__name__} is not a {cls.__name__}")
@@ -226,7 +232,10 @@ class ProfileVariants:
     def rules(self) -> ProfileRules:
         """The profile's rules this object follows."""
         rules = type(self).variant_rules
-        assert rules is not None
+        if rules is None:
+            rules = self.__dict__.get("_rules")
+        if rules is None:  # built without the profile machinery (e.g. object.__new__)
+            raise AttributeError(f"{type(self).__name__} has no profile rules")
         return rules
 
     @property

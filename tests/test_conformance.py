@@ -3,7 +3,7 @@
 Expected values come from the real implementations (the paddle / onnxruntime / torch
 targets run the frameworks' own kernels on every fixture) and from hand-worked numbers
 (the kernel semantics in docs/kernels/paddle.md, onnx.md and torch.md); never from
-refquant's own output. The manifest checksum is recomputed here as conformance/SPEC.md
+refquant's own output. The manifest checksum is recomputed here as refquant/_fixtures/SPEC.md
 states it, not with refquant's function.
 """
 
@@ -563,7 +563,7 @@ def test_regenerating_in_place_replaces_only_refquant_files(tmp_path, monkeypatc
     from refquant.conformance import suite as suite_module
 
     repo = tmp_path / "repo"
-    fx = repo / "conformance"
+    fx = repo / "refquant" / "_fixtures"
     shutil.copytree(FIXTURES, fx, ignore=shutil.ignore_patterns("__pycache__"))
     (repo / "pyproject.toml").write_text("")
     monkeypatch.setattr(suite_module, "_source_checkout_dir", lambda: fx)

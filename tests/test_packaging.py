@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -20,19 +24,56 @@ def _pyproject() -> dict:
 
 def test_every_source_package_is_listed():
     tool = _pyproject()["tool"]["setuptools"]
+    assert "package-dir" not in tool, "no package-dir mapping: one tree ships as refquant"
     listed = set(tool["packages"])
-    mapping = tool["package-dir"]
-    found = set()
-    for pkg, src in mapping.items():
-        base = ROOT / src
-        for init in base.rglob("__init__.py"):
-            rel = init.parent.relative_to(base)
-            name = ".".join([pkg, *rel.parts]) if rel.parts else pkg
-            # sub-directories of a mapped directory that are themselves mapped are counted once
-            if not any(name.startswith(other + ".") or name == other
-                       for other in mapping if other != pkg and other.startswith(pkg + ".")):
-                found.add(name)
-    assert found <= listed, f"packages missing from pyproject: {sorted(found - listed)}"
+    found = {".".join(init.parent.relative_to(ROOT).parts)
+             for init in (ROOT / "refquant").rglob("__init__.py")}
+    assert found == listed, (f"missing from pyproject: {sorted(found - listed)}; "
+                             f"listed but absent: {sorted(listed - found)}")
+
+
+_PROBE = """
+import json, sys, refquant, refquant.adapters, refquant.adapters.paddle.config as cfg
+import refquant._fixtures
+from refquant.conformance.suite import default_fixture_dir
+print(json.dumps({"refquant": refquant.__file__, "adapters": refquant.adapters.__file__,
+                  "config": cfg.__file__, "fixtures": str(default_fixture_dir())}))
+"""
+
+
+def test_installed_copy_resolves_everything_inside_itself(tmp_path):
+    """Install a copy of the tracked tree into a fresh virtual environment and import it
+    from outside any checkout: refquant, refquant.adapters and the fixtures all come from
+    that environment's site-packages, never from this (or another) source tree."""
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        dst = src / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dst)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()"
+                                "['purelib'])"], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    # dependencies (NumPy, SciPy, Paddle) come from the test environment, behind the copy
+    deps = sysconfig.get_paths()["purelib"]
+    (site / "zz_test_deps.pth").write_text(deps + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--target", str(site), str(src)], check=True,
+                   cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    res = subprocess.run([str(py), "-c", _PROBE], cwd=elsewhere, env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    paths = json.loads(res.stdout.strip().splitlines()[-1])
+    for name, path in paths.items():
+        assert Path(path).resolve().is_relative_to(site.resolve()), (name, path)
+    assert (Path(paths["fixtures"]) / "manifest.json").is_file()
 
 
 def _module_level_imports(path: Path) -> set[str]:
@@ -53,19 +94,22 @@ def _module_level_imports(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "path", sorted((ROOT / "refquant").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+    "path", sorted(p for p in (ROOT / "refquant").rglob("*.py")
+                   if "adapters" not in p.relative_to(ROOT).parts),
+    ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_core_module_imports_no_framework(path):
     assert not (_module_level_imports(path) & FRAMEWORKS)
 
 
 def test_importing_refquant_loads_no_framework():
+    core = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                  for p in (ROOT / "refquant").rglob("*.py")
+                  if not {"adapters", "_fixtures"} & set(p.relative_to(ROOT).parts))
     code = (
-        "import sys, pkgutil, importlib, refquant\n"
-        "for m in pkgutil.walk_packages(refquant.__path__, 'refquant.'):\n"
-        "    if m.name.startswith(('refquant.adapters', 'refquant._fixtures')):\n"
-        "        continue\n"
-        "    importlib.import_module(m.name)\n"
+        "import sys, importlib\n"
+        f"for name in {core!r}:\n"
+        "    importlib.import_module(name)\n"
         f"bad = sorted(set(sys.modules) & set({sorted(FRAMEWORKS)!r}))\n"
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"

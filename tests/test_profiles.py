@@ -99,3 +99,19 @@ def test_every_decision_field_differs_somewhere_or_is_documented():
     doc = ProfileRules.__doc__ or ""
     for field in dataclasses.fields(ProfileRules):
         assert f"\n    {field.name}:" in doc, field.name
+
+
+class RulesOnly(ProfileVariants):
+    """A family without variants: one class, decisions read from the rules."""
+
+    def __init__(self, *, profile: str | ProfileRules = "canonical") -> None:
+        self.init = self.rules.moving_average_init
+
+
+def test_a_family_without_variants_keeps_the_rules_it_was_built_with():
+    a, b = RulesOnly(), RulesOnly(profile="paddleslim")
+    assert type(a) is type(b) is RulesOnly
+    assert (a.rules, b.rules) == (CANONICAL, PADDLESLIM)
+    assert (a.init, b.init) == (0.0, 1.0)  # Paddle's layer starts state/accum at 1.0
+    for dup in (copy.copy(b), copy.deepcopy(b), pickle.loads(pickle.dumps(b))):
+        assert dup.rules is PADDLESLIM and dup.profile == "paddleslim"

@@ -1,6 +1,6 @@
 """Conformance fixtures: reader, writer, targets and runner.
 
-The fixture format is specified in ``conformance/SPEC.md`` (shipped as package data in
+The fixture format is specified in ``refquant/_fixtures/SPEC.md`` (shipped as package data in
 ``refquant._fixtures``); docs/conformance.md shows the end-to-end use. Main entry points::
 
     from refquant.conformance import load_suite, default_fixture_dir, get_target, run_suite

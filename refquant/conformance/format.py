@@ -1,4 +1,4 @@
-"""The fixture format: a JSON manifest plus one ``.npy`` file per array (see conformance/SPEC.md).
+"""The fixture format: a JSON manifest plus one ``.npy`` file per array (see refquant/_fixtures/SPEC.md).
 
 Writer and reader. Every array is stored with :func:`numpy.lib.format.write_array`
 (format version 1.0, ``allow_pickle=False``), so files are byte-stable and readable from C.
@@ -175,7 +175,7 @@ def _case_json(case: Case, files: dict[str, bytes]) -> dict[str, Any]:
 
 
 def manifest_checksum(data: bytes) -> str:
-    """The checksum a manifest's ``manifest_sha256`` must hold (conformance/SPEC.md, 2.1).
+    """The checksum a manifest's ``manifest_sha256`` must hold (refquant/_fixtures/SPEC.md, 2.1).
 
     ``data`` is the manifest file's bytes. Its stored value ``d`` (64 lowercase hex digits)
     must occur exactly once in ``data``; the checksum is the lowercase hex SHA-256 of

@@ -1,4 +1,4 @@
-"""Schema of a fixture manifest (conformance/SPEC.md, section 2), checked before any file
+"""Schema of a fixture manifest (refquant/_fixtures/SPEC.md, section 2), checked before any file
 is read.
 
 :func:`validate_manifest` checks the type and value of every key of the parsed manifest:

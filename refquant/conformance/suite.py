@@ -17,12 +17,12 @@ GENERATOR = "refquant conformance generate (format 2)"
 
 
 def _source_checkout_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "conformance"
+    return Path(__file__).resolve().parents[1] / "_fixtures"
 
 
 def default_fixture_dir() -> Path:
-    """The fixture directory: package data ``refquant._fixtures`` when installed, else the
-    repository's ``conformance/`` directory (source checkout)."""
+    """The fixture directory: package data ``refquant._fixtures`` (``refquant/_fixtures/``
+    in a source checkout)."""
     try:
         root = importlib.resources.files("refquant._fixtures")
     except ModuleNotFoundError:
@@ -55,10 +55,10 @@ def generate_cases(log: bool = False) -> list[Case]:
 
 
 def source_fixture_dir() -> Path | None:
-    """The repository's ``conformance/`` when refquant runs from a source checkout (a
-    ``pyproject.toml`` beside it and a ``manifest.json`` in it), else None."""
+    """The repository's ``refquant/_fixtures/`` when refquant runs from a source checkout (a
+    ``pyproject.toml`` two levels up and a ``manifest.json`` in it), else None."""
     d = _source_checkout_dir()
-    if (d.parent / "pyproject.toml").is_file() and (d / "manifest.json").is_file():
+    if (d.parents[1] / "pyproject.toml").is_file() and (d / "manifest.json").is_file():
         return d
     return None
 
@@ -69,7 +69,7 @@ def generate(out_dir: str | os.PathLike[str] | None = None, log: bool = False,
 
     ``out_dir`` must be a new or empty directory: a non-empty one raises
     ``FileExistsError`` before anything is generated, and nothing in it changes. Without
-    ``out_dir`` the source checkout's ``conformance/`` is regenerated in place: its
+    ``out_dir`` the source checkout's ``refquant/_fixtures/`` is regenerated in place: its
     ``data/`` and ``manifest.json`` are replaced, which is refused unless every file in
     ``data/`` is one its manifest names (:func:`~refquant.conformance.format.
     check_destination`); outside a source checkout ``out_dir`` is required.
@@ -77,8 +77,8 @@ def generate(out_dir: str | os.PathLike[str] | None = None, log: bool = False,
     if out_dir is None:
         target = source_fixture_dir()
         if target is None:
-            raise ValueError("this refquant is not a source checkout (no conformance/ beside "
-                             "a pyproject.toml): give an output directory (--out DIR)")
+            raise ValueError("this refquant is not a source checkout (no refquant/_fixtures/ "
+                             "under a pyproject.toml): give an output directory (--out DIR)")
         replace = True
     else:
         target, replace = Path(out_dir), False
