@@ -1,0 +1,102 @@
+"""ONNX ``QLinearConv`` as ONNX Runtime's CPU kernel computes it.
+
+Source: ``onnxruntime/core/providers/cpu/quantization/qlinearconv.cc``
+(``QLinearConv::Compute``, ``ComputeOutputScale``) and MLAS ``MlasRequantizeOutput``
+(``onnxruntime/core/mlas/lib/quantize.cpp``)::
+
+    acc[n, m, p] = int32 convolution of :mod:`._conv` (pair saturation on "avx2" / "avx512"
+                   for uint8 x and int8 w, except depthwise)
+    acc          = acc + bias[m]                              # int32, wraps
+    s[m]         = fl32(fl32(x_scale * w_scale[m]) / y_scale)
+    y            = clip(rne(min(max(fl32(float32(acc) * s[m]), qmin - zp), qmax - zp)) + zp)
+
+ORT runs one of three code paths (symmetric indirect convolution ``MlasConvSym`` for
+constant int8 weights with zero point 0 and input channels a multiple of 4; depthwise
+``MlasConvDepthwise``; im2col + ``MlasGemm``); their requantization and their K pairing
+are the same, so the emulation has one formula. Kernels: uint8 ``x`` with uint8 or int8
+``w`` and uint8 ``y``; int8 ``x``, ``w`` and ``y``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..._validation import _describe, native
+from ._common import F32, as_codes, requantize, scale, wrap_i32, zero_point
+from ._conv import conv_accumulate, conv_geometry
+from ._dispatch import check_isa
+
+__all__ = ["qlinear_conv"]
+
+
+def _bias(bias: Any, m: int) -> np.ndarray | None:
+    if bias is None:
+        return None
+    if not isinstance(bias, (np.ndarray, np.generic)):
+        raise TypeError(f"bias must be an int32 NumPy array of shape ({m},), got "
+                        f"{_describe(bias)}")
+    arr = native(np.asarray(bias))
+    if arr.dtype != np.int32:
+        raise TypeError(f"bias must have dtype int32, got dtype {arr.dtype}")
+    if arr.shape != (m,):
+        raise ValueError(f"bias must have shape ({m},) (one value per output channel), got "
+                         f"shape {arr.shape}")
+    return arr
+
+
+def qlinear_conv(
+    x: Any,
+    x_scale: Any,
+    x_zero_point: Any,
+    w: Any,
+    w_scale: Any,
+    w_zero_point: Any,
+    y_scale: Any,
+    y_zero_point: Any,
+    bias: Any = None,
+    *,
+    auto_pad: str = "NOTSET",
+    dilations: Any = None,
+    group: int = 1,
+    kernel_shape: Any = None,
+    pads: Any = None,
+    strides: Any = None,
+    isa: str = "host",
+) -> np.ndarray:
+    """``QLinearConv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale,
+    y_zero_point, B)`` -> [N, M, *out] codes of ``x``'s dtype.
+
+    ``w_scale`` and ``w_zero_point`` may be per output channel ([M]); ONNX Runtime requires
+    the per-channel zero points to be equal (``ValueError`` otherwise). ``bias``: int32 [M].
+    """
+    resolved = check_isa(isa)
+    xx = as_codes(x, "x")
+    ww = as_codes(w, "w")
+    if xx.dtype == np.int8 and ww.dtype != np.int8:
+        raise TypeError(f"w must be int8 when x is int8 (ONNX Runtime's int8 QLinearConv), got "
+                        f"dtype {ww.dtype}")
+    geo = conv_geometry(xx.shape, ww.shape, auto_pad=auto_pad, dilations=dilations,
+                        group=group, kernel_shape=kernel_shape, pads=pads, strides=strides)
+    m = ww.shape[0]
+    sx = scale(x_scale, "x_scale")
+    sw = scale(w_scale, "w_scale", (m,))
+    sy = scale(y_scale, "y_scale")
+    xzp = zero_point(x_zero_point, "x_zero_point", xx.dtype, "x")
+    wzp = zero_point(w_zero_point, "w_zero_point", ww.dtype, "w", (m,))
+    if wzp.size > 1 and np.any(wzp != wzp[0]):
+        raise ValueError(
+            "w_zero_point must hold one value for all output channels (ONNX Runtime: 'zero "
+            f"point of per-channel filter must be same'), got {wzp.tolist()}"
+        )
+    yzp = zero_point(y_zero_point, "y_zero_point", xx.dtype, "x (the output type)")
+    b = _bias(bias, m)
+    acc = conv_accumulate(xx, ww, int(xzp), int(wzp.reshape(-1)[0]), geo, resolved)
+    acc = np.moveaxis(acc, 1, -1)  # channels last, as ORT requantizes
+    if b is not None:
+        acc = wrap_i32(acc.astype(np.int64) + b)
+    with np.errstate(over="ignore", under="ignore"):
+        out_scale = ((sx * sw).astype(F32) / sy).astype(F32)
+    y = requantize(acc, out_scale, int(yzp), xx.dtype)
+    return np.ascontiguousarray(np.moveaxis(y, -1, 1))
