@@ -48,6 +48,10 @@ class ProfileRules:
     exact_merge:
         ``merge`` of two observers equals one observer fed both shards, bit for bit. Profiles
         that reproduce an order-dependent original cannot merge (``NotImplementedError``).
+        Such statistics are exact and independent of batch order (maxima, exact sums,
+        histogram counts), so the Paddle adapter computes them on the device, hands several
+        batches over at once and sums them across ranks; without it, it reproduces the
+        original's per-batch statistics and reduces the decided scales (MAX) across ranks.
     per_tensor_scale_shape:
         Shape of a per-tensor scale in quanter state and ``scales()``: ``()`` canonical,
         ``(1,)`` as Paddle/PaddleSlim parameters are created.
@@ -75,6 +79,28 @@ class ProfileRules:
     requires_positive_init:
         PACT's ``init_value`` must be > 0 (a non-positive clip is meaningless); PaddleSlim does
         not check.
+    paddle_api_quirks:
+        The Paddle adapter's front end behaves as Paddle 3.3.1's ``paddle.quantization`` with
+        PaddleSlim 2.6.0's observer layers, quirks included (docs/divergences.md Q54-Q61):
+        ``QuantConfig`` resolution (name configs on ``full_name()``, exact types, the root
+        never configured, Paddle's default mapping and leaves), the mode checks of
+        ``PTQ``/``QAT.quantize``, Paddle's ``convert``, PaddleSlim's exceptions from an
+        uncalibrated observer, weights observed on every forward. ``False``: the adapter's
+        own rules (docs/adapter.md).
+    requires_observed_scale:
+        A quanter's ``scales()`` / ``qparams()`` (and the abs-max quanter's evaluation-mode
+        ``forward``) raise ``ValueError`` until a training ``forward`` has set the scale: the
+        initial value is a placeholder. PaddleSlim reports the placeholder (0.001, 1.0).
+    symmetric_zero_points_none:
+        The abs-max quanters' ``zero_points()`` return ``None`` as Paddle's and PaddleSlim's
+        do; ``False``: an array of zeros, one per scale.
+    channel_min_ndim:
+        Least rank of a channel-wise quanter's input: ``1`` (any tensor with a channel axis);
+        ``2`` as Paddle's ``fake_channel_wise_quantize_dequantize_abs_max`` takes weights.
+    lsq_axis_from_quant_linear:
+        LSQ+ weight quanters fix the channel axis to ``1 if quant_linear else 0`` and refuse
+        ``quant_axis=`` (PaddleSlim); ``False``: ``quant_axis=`` chooses it (in the Paddle
+        adapter, by default the wrapped layer's weight axis).
     """
 
     name: str
@@ -89,6 +115,11 @@ class ProfileRules:
     updates_state_in_eval: bool
     honours_zero_point: bool
     requires_positive_init: bool
+    paddle_api_quirks: bool
+    requires_observed_scale: bool
+    symmetric_zero_points_none: bool
+    channel_min_ndim: int
+    lsq_axis_from_quant_linear: bool
 
     def __repr__(self) -> str:
         return f"<profile {self.name!r}>"
@@ -111,6 +142,11 @@ CANONICAL = ProfileRules(
     updates_state_in_eval=False,
     honours_zero_point=True,
     requires_positive_init=True,
+    paddle_api_quirks=False,
+    requires_observed_scale=True,
+    symmetric_zero_points_none=False,
+    channel_min_ndim=1,
+    lsq_axis_from_quant_linear=False,
 )
 
 PADDLESLIM = ProfileRules(
@@ -126,6 +162,11 @@ PADDLESLIM = ProfileRules(
     updates_state_in_eval=True,
     honours_zero_point=False,
     requires_positive_init=False,
+    paddle_api_quirks=True,
+    requires_observed_scale=False,
+    symmetric_zero_points_none=True,
+    channel_min_ndim=2,
+    lsq_axis_from_quant_linear=True,
 )
 
 _REGISTRY: dict[str, ProfileRules] = {}

@@ -441,7 +441,6 @@ def test_quirk_registry_covers_items_38_to_53():
     for q in QUIRKS:
         assert set(q) >= {"id", "title", "input", "paddleslim_value", "refquant_paddleslim",
                           "refquant_canonical", "check"}
-        q["refquant_canonical"]()
 
 
 def test_quirk_real_crashes_without_shim():
@@ -454,25 +453,7 @@ def test_quirk_real_crashes_without_shim():
     assert _REGISTRY["crash_without_shim_real"]() == ("raises AssertionError",) * 2
 
 
-@pytest.mark.parametrize("quirk", QUIRKS, ids=[q["id"] for q in QUIRKS])
-def test_quirk_check(quirk):
-    assert quirk["check"]()
-
-
-@pytest.mark.parametrize("quirk", [q for q in QUIRKS if "real" in q],
-                         ids=[q["id"] for q in QUIRKS if "real" in q])
-def test_quirk_real(quirk):
-    pytest.importorskip("paddle")
-    try:
-        _REGISTRY["_slim"]()  # imports PaddleSlim (refquant.testing.import_paddleslim)
-    except ImportError as exc:
-        pytest.skip(f"paddleslim not importable: {exc}")
-    real = quirk["real"]()
-    ours = quirk["refquant_paddleslim"]()
-    if isinstance(real, (list, float)):
-        assert bits_equal(ours, real)
-    else:
-        assert ours == real
+# each entry's check, canonical outcome and real PaddleSlim run: tests/test_divergences.py
 
 
 def test_canonical_eval_freezes_lsq_state():

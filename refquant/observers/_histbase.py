@@ -1,14 +1,22 @@
-"""Shared state of the histogram observers (:class:`HistObserver`, :class:`KLObserver`).
+"""Shared statistics of the histogram observers (:class:`HistObserver`, :class:`KLObserver`).
 
-Both keep the same statistics and differ only in the decision:
+Both families keep the same statistics and differ only in the decision. Each family has one
+variant per profile, and a variant takes its statistics from one of the two classes here
+(it lists its family first, its statistics second)::
 
-* ``profile="canonical"``: an :class:`~refquant.histogram.ExactHistogram` (of ``|x|``
-  when symmetric, else of ``x``), order-free and exactly mergeable;
-* ``profile="paddleslim"``: PaddleSlim's ``BaseHistObserver`` state machine,
-  :class:`~refquant.histogram.SlimHistogram` (quirks 21-24).
+    class _CanonicalKL(KLObserver, ExactHistogramStatistics, profile=CANONICAL): ...
+    class _SlimKL(KLObserver, SlimHistogramStatistics, profile=PADDLESLIM): ...
 
-This module holds the constructor checks, ``reset``/``observe``/``merge`` and the public
-statistics ingestion (``observe_histogram``, ``observe_slim_batch``) once.
+* :class:`ExactHistogramStatistics` (canonical): an
+  :class:`~refquant.histogram.ExactHistogram` (of ``|x|`` when symmetric, else of ``x``),
+  order-free and exactly mergeable; statistics ingestion ``observe_histogram``.
+* :class:`SlimHistogramStatistics` (paddleslim): the state machine of PaddleSlim's
+  ``BaseHistObserver`` (PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/base_hist.py``),
+  :class:`~refquant.histogram.SlimHistogram` (docs/divergences.md Q21-Q24); statistics
+  ingestion ``observe_slim_batch``.
+
+:class:`HistogramObserverBase` holds the constructor checks and refuses the ingestion method
+of the other profile (``ValueError`` naming the profile that has it).
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_bits, check_float32_range, check_name
+from .._validation import check_bits, check_float32_range
 from ..histogram import ExactHistogram, SlimHistogram
-from .base import PROFILES, ObserverBase, Profile
+from ..profiles import Profile, ProfileRules, get_profile
+from .base import ObserverBase
 
 __all__: list[str] = []
 
@@ -39,17 +48,18 @@ def check_histogram(hist: Any, bins: int, symmetric: bool) -> None:
         check_float32_range(np.array([hist.min, hist.max]), "hist (its min/max)")
 
 
-def check_bins_count(bins_count: Any, quant_bits: Any, profile: str) -> int:
-    """``bins_count`` as an int: an integer in ``[1, 2**24]``, and >= 2**(bits-1) for
-    canonical."""
+def check_bins_count(bins_count: Any, quant_bits: Any, profile: str | ProfileRules) -> int:
+    """``bins_count`` as an int: an integer in ``[1, 2**24]``, and ``>= 2**(bits-1)`` (one bin
+    per quantization level at least) where the profile's rules have
+    ``histogram_bins_cover_levels`` (canonical; PaddleSlim does not check)."""
     if isinstance(bins_count, bool) or not isinstance(bins_count, (int, np.integer)):
         raise TypeError(f"bins_count must be an integer, got {bins_count!r}")
     n = int(bins_count)
     bits = check_bits(quant_bits, "quant_bits")
-    check_name(profile, "profile", PROFILES)
+    rules = get_profile(profile)
     if not 1 <= n <= 1 << 24:
         raise ValueError(f"bins_count must be in [1, 2**24], got {n}")
-    if profile == "canonical" and n < 2 ** (bits - 1):
+    if rules.histogram_bins_cover_levels and n < 2 ** (bits - 1):
         raise ValueError(
             f"bins_count must be >= 2**(quant_bits-1) = {2 ** (bits - 1)}, got {n}"
         )
@@ -57,71 +67,68 @@ def check_bins_count(bins_count: Any, quant_bits: Any, profile: str) -> int:
 
 
 class HistogramObserverBase(ObserverBase):
-    """Histogram statistics for both profiles; subclasses implement ``_compute``."""
+    """Constructor checks of the histogram observers; the statistics are the variants'."""
 
     #: the canonical histogram is of ``|x|`` (KL) or follows ``self.symmetric`` (Hist)
     symmetric: bool = True
+    #: PaddleSlim's layer name, for the error of ``SlimHistogramStatistics._slim_histogram``
+    _slim_layer = "BaseHistObserver"
 
     def __init__(
         self,
         quant_bits: int,
         bins_count: int,
         *,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
-        self.bins_count = check_bins_count(bins_count, quant_bits, profile)
+        self.bins_count = check_bins_count(bins_count, quant_bits, self.rules)
         super().__init__(quant_bits, profile=profile, ignore_nonfinite=ignore_nonfinite)
+
+    def observe_histogram(self, hist: ExactHistogram, *, batches: int = 1) -> None:
+        """Fold in an :class:`ExactHistogram` of the batch (canonical profile; see
+        :meth:`ExactHistogramStatistics.observe_histogram`). Other profiles raise
+        ``ValueError``."""
+        self._refuse("observe_histogram")
+
+    def observe_slim_batch(
+        self, batch_min: float, batch_max: float,
+        counts_on: Callable[[float, float, int], np.ndarray],
+    ) -> None:
+        """One PaddleSlim ``forward`` from the batch's statistics (paddleslim profile; see
+        :meth:`SlimHistogramStatistics.observe_slim_batch`). Other profiles raise
+        ``ValueError``."""
+        self._refuse("observe_slim_batch")
+
+
+class ExactHistogramStatistics(HistogramObserverBase):
+    """Statistics of the canonical variants: one :class:`ExactHistogram` of everything
+    observed (of ``|x|`` when ``symmetric``, else of ``x``), order-free; ``merge`` adds the
+    counts exactly. With ``ignore_nonfinite`` the non-finite values are dropped."""
 
     def _reset(self) -> None:
         self._exact = ExactHistogram(self.bins_count, symmetric=self.symmetric)
-        self._slim = SlimHistogram(self.bins_count)
 
     def _observe(self, x: np.ndarray) -> None:
-        if self.profile == "paddleslim":
-            self._slim.forward(x)
-            return
         if self.ignore_nonfinite:
             x = x[np.isfinite(x)]
         self._exact.add(x)
 
     def _merge(self, other: ObserverBase) -> None:
-        assert isinstance(other, HistogramObserverBase)
+        assert isinstance(other, ExactHistogramStatistics)
         self._exact.merge(other._exact)
 
     def _state(self) -> dict[str, Any]:
-        """canonical: ``histogram`` (a copy of the :class:`ExactHistogram`); paddleslim:
-        ``hist`` (copy or None), ``hist_min``, ``hist_max`` of the :class:`SlimHistogram`."""
-        if self.profile == "canonical":
-            return {"histogram": self._exact.copy()}
-        st = self._slim
-        return {"hist": None if st.hist is None else st.hist.copy(), "hist_min": st.hist_min,
-                "hist_max": st.hist_max}
-
-    #: PaddleSlim's layer name, for the error of :meth:`_slim_histogram`
-    _slim_layer = "BaseHistObserver"
-
-    def _slim_histogram(self) -> tuple[np.ndarray, float, float]:
-        """``(hist, hist_min, hist_max)`` of the paddleslim state, or PaddleSlim's
-        ``AssertionError`` when it has no histogram (quirk 22)."""
-        st = self._slim
-        if st.hist is None:
-            raise AssertionError(
-                f"PaddleSlim {self._slim_layer} has no histogram: the first batch was "
-                "constant or had one element and no later non-constant batch came "
-                "(quirk 22); scales() raises AssertionError"
-            )
-        assert st.hist_min is not None and st.hist_max is not None
-        return st.hist, st.hist_min, st.hist_max
+        """``histogram``: a copy of the :class:`ExactHistogram`."""
+        return {"histogram": self._exact.copy()}
 
     def _canonical_histogram(self) -> ExactHistogram:
-        """The canonical histogram; ``ValueError`` when every value was non-finite."""
+        """The histogram; ``ValueError`` when every value was non-finite."""
         if self._exact.total == 0:
-            raise ValueError(f"{type(self).__name__}.compute(): every observed value was "
+            raise ValueError(f"{self.public_name}.compute(): every observed value was "
                              "non-finite")
         return self._exact
 
-    # -- statistics ingestion -------------------------------------------------------------
     def observe_histogram(self, hist: ExactHistogram, *, batches: int = 1) -> None:
         """canonical profile: fold in an :class:`ExactHistogram` of the batch.
 
@@ -139,11 +146,41 @@ class HistogramObserverBase(ObserverBase):
 
         One histogram of ``k`` batches with ``batches=k`` equals ``k`` calls.
         """
-        self._require_profile("canonical", "observe_histogram")
         batches = self._check_batches(batches)
         check_histogram(hist, self.bins_count, self.symmetric)
         self._exact.merge(hist)
         self._ingest(batches)
+
+
+class SlimHistogramStatistics(HistogramObserverBase):
+    """Statistics of the paddleslim variants: PaddleSlim's order-dependent
+    :class:`SlimHistogram` (Q21-Q24); non-finite values pass through as in PaddleSlim."""
+
+    def _reset(self) -> None:
+        self._slim = SlimHistogram(self.bins_count)
+
+    def _observe(self, x: np.ndarray) -> None:
+        self._slim.forward(x)
+
+    def _state(self) -> dict[str, Any]:
+        """``hist`` (a copy, or None), ``hist_min``, ``hist_max`` of the
+        :class:`SlimHistogram`."""
+        st = self._slim
+        return {"hist": None if st.hist is None else st.hist.copy(), "hist_min": st.hist_min,
+                "hist_max": st.hist_max}
+
+    def _slim_histogram(self) -> tuple[np.ndarray, float, float]:
+        """``(hist, hist_min, hist_max)``, or PaddleSlim's ``AssertionError`` when it has no
+        histogram (Q22)."""
+        st = self._slim
+        if st.hist is None:
+            raise AssertionError(
+                f"PaddleSlim {self._slim_layer} has no histogram: the first batch was "
+                "constant or had one element and no later non-constant batch came "
+                "(quirk 22); scales() raises AssertionError"
+            )
+        assert st.hist_min is not None and st.hist_max is not None
+        return st.hist, st.hist_min, st.hist_max
 
     def observe_slim_batch(
         self, batch_min: float, batch_max: float,
@@ -152,8 +189,8 @@ class HistogramObserverBase(ObserverBase):
         """paddleslim profile: one PaddleSlim ``forward`` from the batch's statistics.
 
         PaddleSlim's histogram is re-binned on a range that depends on the state and on
-        the batch (quirks 21-24), so the counts cannot be computed before the range is
-        known: the state machine (:meth:`SlimHistogram.forward_stats`) calls back
+        the batch (Q21-Q24), so the counts cannot be computed before the range is known:
+        the state machine (:meth:`SlimHistogram.forward_stats`) calls back
         ``counts_on(lo, hi, bins)``, which must return, bit for bit,
         ``np.histogram(x, bins=bins, range=(lo, hi))[0]`` (int64) for the batch ``x`` in
         the tensor's dtype -- NumPy's float arithmetic on the edges included. ``batch_min``
@@ -165,7 +202,6 @@ class HistogramObserverBase(ObserverBase):
                 float(x.min()), float(x.max()),
                 lambda lo, hi, bins: np.histogram(x, bins=bins, range=(lo, hi))[0])
         """
-        self._require_profile("paddleslim", "observe_slim_batch")
         lo = self._stat_scalar(batch_min, "batch_min")
         hi = self._stat_scalar(batch_max, "batch_max")
         if lo > hi:

@@ -1,19 +1,22 @@
-"""AbsmaxObserver: the abs-max of everything observed (``paddleslim/quant/observers/abs_max.py``).
+"""AbsmaxObserver: the abs-max of everything observed.
 
-canonical
+Upstream: PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/abs_max.py``. Quirk numbers
+(Q9, Q10, ...) are the rows of docs/divergences.md.
+
+canonical (:class:`_CanonicalAbsmax`)
     ``S = max |x|`` over all observed finite values (merge = max), float64 of the input
     values rounded once to float32; signed grid ``integer_range(bits)``, zero point 0. All
     zeros give ``S = 0``.
-paddleslim
+paddleslim (:class:`_SlimAbsmax`)
     PaddleSlim 2.6.0's ``AbsmaxObserverLayer``:
 
     * the running value starts at ``float32(1e-7)`` and each batch does
-      ``_max = maximum(max(abs(float32(x))), _max)`` (item 11: all-zero data gives 1e-07;
-      float64 input is cast to float32 first, fp16 exactly);
-    * ``scales()`` caches its first result and ``forward`` never clears it (item 10): here
+      ``_max = maximum(max(abs(float32(x))), _max)`` (Q11: all-zero data gives 1e-07;
+      float64 input is cast to float32 first, fp16 exactly, Q11a);
+    * ``scales()`` caches its first result and ``forward`` never clears it (Q10): here
       the first :meth:`compute` freezes the value, later ``observe`` calls do not change it;
-    * ``scale = max(-min(0, 0.), max(_max, 0.))`` with Python's ``max`` (items 6, 9): a NaN
-      running max gives the Python ``int 0`` -> scale 0.0; ``-inf`` gives ``inf``;
+    * ``scale = max(-min(0, 0.), max(_max, 0.))`` with Python's ``max`` (Q6, Q9): a NaN
+      running max gives the Python ``int 0`` -> scale 0.0; ``-inf`` gives ``inf`` (Q11b);
     * ``zero_points()`` is ``int 0``; the grid is ``(-2**(b-1), 2**(b-1) - 1)``.
 
 Statistics are one pass of ``max(x)`` and ``min(x)`` (no full-size temporary).
@@ -21,12 +24,14 @@ Statistics are one pass of ``max(x)`` and ``min(x)`` (no full-size temporary).
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any
 
 import numpy as np
 
-from ..qparams import QParams, integer_range, symmetric_qparams
+from ..profiles import CANONICAL, PADDLESLIM
+from ..qparams import QParams, symmetric_qparams
 from .base import ObserverBase
 from .search import per_tensor_qparams
 
@@ -58,7 +63,7 @@ def slim_py_scale(value: Any) -> float:
 
     ``_min = min(0, 0.)`` is the int 0, ``_max = max(value, 0.)``, ``scale = max(-_min,
     _max)``: Python's ``max`` keeps its first argument unless a later one compares greater,
-    so NaN and non-positive values give the ``int 0`` (items 6, 9). Returns the float value
+    so NaN and non-positive values give the ``int 0`` (Q6, Q9). Returns the float value
     (0.0 for the int 0).
     """
     v = float(value)
@@ -67,7 +72,7 @@ def slim_py_scale(value: Any) -> float:
 
 
 def slim_qmin_qmax(bits: int, sign: bool = True) -> tuple[int, int]:
-    """PaddleSlim's ``UniformObserver.qmin_qmax``; unsigned gets ``qmax = 2**bits`` (item 5)."""
+    """PaddleSlim's ``UniformObserver.qmin_qmax``; unsigned gets ``qmax = 2**bits`` (Q5)."""
     if sign:
         return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return 0, 2**bits
@@ -76,7 +81,7 @@ def slim_qmin_qmax(bits: int, sign: bool = True) -> tuple[int, int]:
 def slim_uniform_scale_zp(
     min_value: Any, max_value: Any, bits: int = 8, sign: bool = True, symmetric: bool = True
 ) -> tuple[Any, Any]:
-    """PaddleSlim's ``UniformObserver.cal_scales_zero_points`` with Python semantics (items 5-8).
+    """PaddleSlim's ``UniformObserver.cal_scales_zero_points`` with Python semantics (Q5-Q8).
 
     The range is widened with Python's ``min(min, 0.)`` / ``max(max, 0.)``. Symmetric:
     ``scale = max(-min, max)`` (an abs-max *threshold*), zero point the int ``0`` when
@@ -84,7 +89,7 @@ def slim_uniform_scale_zp(
     ``scale = (max - min) / float(qmax - qmin)`` (a *step*; ``ZeroDivisionError`` for a zero
     range) and ``zp = np.clip(qmin - round(min / scale), qmin, qmax)`` with Python's
     half-to-even ``round``. An ``np.ndarray`` ``max_value`` stands for a Paddle Tensor, which
-    has no ``__round__``: the asymmetric branch raises ``TypeError`` then (item 8).
+    has no ``__round__``: the asymmetric branch raises ``TypeError`` then (Q8).
     """
     qmin, qmax = slim_qmin_qmax(bits, sign)
     lo = min(min_value, 0.0)
@@ -95,38 +100,28 @@ def slim_uniform_scale_zp(
     scale = (hi - lo) / float(qmax - qmin)
     if isinstance(max_value, np.ndarray) or isinstance(min_value, np.ndarray):
         raise TypeError("type Tensor doesn't define __round__ method (PaddleSlim's asymmetric "
-                        "branch with a Tensor max, item 8)")
+                        "branch with a Tensor max, Q8)")
     zp = qmin - round(lo / scale)
     return scale, np.clip(zp, qmin, qmax)
 
 
 class AbsmaxObserver(ObserverBase):
-    """Per-tensor abs-max observer (see module docstring for both profiles)."""
+    """Per-tensor abs-max observer: the scale is ``max |x|`` over everything observed.
 
-    # constructor: ObserverBase's (quant_bits=8, *, profile, ignore_nonfinite)
+    ``AbsmaxObserver(profile="canonical")`` is a :class:`_CanonicalAbsmax` (exact running
+    max, mergeable), ``profile="paddleslim"`` a :class:`_SlimAbsmax` (PaddleSlim's float32
+    running value with its floor and cache); the module docstring states both. Constructor:
+    :class:`ObserverBase`'s ``(quant_bits=8, *, profile, ignore_nonfinite)``.
+    """
 
-    def _reset(self) -> None:
-        self._max = float("-inf") if self.profile == "canonical" \
-            else np.float32(_SLIM_FLOOR)
-        self._cached: QParams | None = None
+    _max: Any
 
     def _observe(self, x: np.ndarray) -> None:
-        if self.profile == "canonical" and self.ignore_nonfinite:
+        if self.ignore_nonfinite and self.rules.drops_nonfinite:
             x = x[np.isfinite(x)]
             if x.size == 0:
                 return
         self._fold_abs_max(abs_max(x))
-
-    def _fold_abs_max(self, value: float) -> None:
-        if self.profile == "canonical":
-            self._max = max(self._max, value)
-            return
-        # paddleslim: abs(cast(x, float32)).max(), then paddle.maximum with the running value.
-        # float32 rounding is monotone, so max|fl32(x)| == fl32(max|x|).
-        with np.errstate(over="ignore"):
-            m = np.float32(value)
-        prev = self._max
-        self._max = np.float32(np.nan) if (m != m or prev != prev) else max(m, prev)
 
     def observe_abs_max(self, value: Any, *, batches: int = 1) -> None:
         """Fold in the statistic of ``batches`` batches: their abs-max ``max |x|``.
@@ -147,22 +142,11 @@ class AbsmaxObserver(ObserverBase):
         for batches without a finite value (only ``num_batches`` changes, as with
         ``observe``); ``ValueError`` otherwise. paddleslim: rounded to float32 as
         PaddleSlim's ``cast``; NaN makes the running value NaN (``compute`` then gives 0,
-        item 9); a negative value raises ``ValueError``.
+        Q9); a negative value raises ``ValueError``.
         """
         batches = self._check_batches(batches)
         v = self._stat_scalar(value, "value")
-        if self.profile == "canonical":
-            if v == -math.inf:  # statistics of batches without a finite value
-                self._ingest(batches)
-                return
-            if not (math.isfinite(v) and v >= 0.0):
-                raise ValueError(f"value must be a finite abs-max >= 0 (or -inf for no "
-                                 f"finite values), got {value!r}")
-            v = abs(v)
-        elif v < 0.0:
-            raise ValueError(f"value must be an abs-max >= 0 (NaN and inf pass through as in "
-                             f"PaddleSlim), got {value!r}")
-        self._fold_abs_max(v)
+        self._fold_abs_max(self._checked_abs_max(v, value))
         self._ingest(batches)
 
     def _state(self) -> dict[str, Any]:
@@ -170,17 +154,81 @@ class AbsmaxObserver(ObserverBase):
         value; paddleslim: float32, starting at ``1e-7``)."""
         return {"abs_max": self._max}
 
+    @abc.abstractmethod
+    def _checked_abs_max(self, v: float, value: Any) -> float:
+        """The statistic ``v`` (read from the caller's ``value``) as folded, or ``ValueError``."""
+
+    @abc.abstractmethod
+    def _fold_abs_max(self, value: float) -> None:
+        """Fold one batch's (or several batches') abs-max into the running value."""
+
+
+class _CanonicalAbsmax(AbsmaxObserver, profile=CANONICAL):
+    """canonical: ``S = max |x|`` over every observed finite value, exactly.
+
+    The running value is a float64 maximum of the (exact) per-batch abs-maxima, ``-inf``
+    before any finite value; ``compute`` rounds it once to float32
+    (:func:`refquant.qparams.symmetric_qparams`: signed grid ``integer_range(bits)``, zero
+    point 0; all zeros give ``S = 0``). A maximum does not depend on batch order, so
+    ``merge`` takes the maximum of the two running values.
+    """
+
+    def _reset(self) -> None:
+        self._max = float("-inf")
+
+    def _checked_abs_max(self, v: float, value: Any) -> float:
+        if v == -math.inf:  # statistics of batches without a finite value: folds to no-op
+            return v
+        if not (math.isfinite(v) and v >= 0.0):
+            raise ValueError(f"value must be a finite abs-max >= 0 (or -inf for no "
+                             f"finite values), got {value!r}")
+        return abs(v)  # -0.0 -> 0.0
+
+    def _fold_abs_max(self, value: float) -> None:
+        self._max = max(self._max, value)
+
     def _compute(self) -> QParams:
-        qmin, qmax = integer_range(self.quant_bits)
-        if self.profile == "canonical":
-            if self._max == float("-inf"):  # only non-finite values were observed
-                raise ValueError("no finite values observed (ignore_nonfinite=True dropped all)")
-            return symmetric_qparams(0.0, self._max, self.quant_bits)
-        if self._cached is None:  # scales() caches its first result (item 10)
+        if self._max == float("-inf"):  # only non-finite values were observed
+            raise ValueError("no finite values observed (ignore_nonfinite=True dropped all)")
+        return symmetric_qparams(0.0, self._max, self.quant_bits)
+
+    def _merge(self, other: ObserverBase) -> None:
+        assert isinstance(other, _CanonicalAbsmax)
+        self._max = max(self._max, other._max)
+
+
+class _SlimAbsmax(AbsmaxObserver, profile=PADDLESLIM):
+    """paddleslim: PaddleSlim 2.6.0's ``AbsmaxObserverLayer``, bug for bug.
+
+    Upstream: PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/abs_max.py``
+    (``cal_min_max``, ``cal_thresholds``) and ``uniform.py`` (``cal_scales_zero_points``).
+    The running value starts at ``float32(1e-7)`` (Q11) and each batch does
+    ``_max = paddle.maximum(max(abs(cast(x, float32))), _max)`` in float32 (float64 input
+    is rounded first, fp16 exactly, Q11a; rounding is monotone, so ``max|fl32(x)| ==
+    fl32(max|x|)``; a NaN on either side gives NaN). The first :meth:`compute` caches its
+    result and later batches never change it (Q10). The scale is Python's
+    ``max(-min(0, 0.), max(_max, 0.))`` (:func:`slim_py_scale`, Q6/Q9): NaN gives 0.0,
+    ``-inf`` an infinite scale (Q11b); zero point 0, grid ``(-2**(b-1), 2**(b-1) - 1)``.
+    """
+
+    def _reset(self) -> None:
+        self._max = np.float32(_SLIM_FLOOR)
+        self._cached: QParams | None = None
+
+    def _checked_abs_max(self, v: float, value: Any) -> float:
+        if v < 0.0:
+            raise ValueError(f"value must be an abs-max >= 0 (NaN and inf pass through as in "
+                             f"PaddleSlim), got {value!r}")
+        return v
+
+    def _fold_abs_max(self, value: float) -> None:
+        with np.errstate(over="ignore"):
+            m = np.float32(value)
+        prev = self._max
+        self._max = np.float32(np.nan) if (m != m or prev != prev) else max(m, prev)
+
+    def _compute(self) -> QParams:
+        if self._cached is None:  # scales() caches its first result (Q10)
             self._cached = per_tensor_qparams(slim_py_scale(self._max), self.quant_bits,
                                               allow_nonfinite=True)  # -inf -> inf (Q11b)
         return self._cached
-
-    def _merge(self, other: ObserverBase) -> None:
-        assert isinstance(other, AbsmaxObserver)
-        self._max = max(self._max, other._max)

@@ -1,33 +1,37 @@
-"""AVGObserver: mean of per-sample abs-max (``paddleslim/quant/observers/avg.py``).
+"""AVGObserver: mean of per-sample abs-max.
+
+Upstream: PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/avg.py``. Quirk numbers
+(Q12, ...) are the rows of docs/divergences.md.
 
 A *sample* is one index of axis 0 (a 1-D batch is a batch of scalar samples, as in
 PaddleSlim; a 0-D batch is one sample in the canonical profile).
 
-canonical
+canonical (:class:`_CanonicalAVG`)
     ``S = mean over ALL observed samples of max |sample|``, the exact rational mean of the
     (exact) per-sample maxima rounded once, correctly, to float32. The state is the exact
     sum (a Python integer times a power of two) and the sample count, so the result does not
     depend on batch order or sharding and ``merge`` adds the states. (This is what
-    ``math.fsum`` would give up to its final rounding; we keep the sum exact so that the
+    ``math.fsum`` would give up to its final rounding; the sum stays exact so that the
     single rounding happens at the end, straight to float32.)
-paddleslim
-    PaddleSlim 2.6.0's ``AVGObserverLayer`` (items 12-14):
+paddleslim (:class:`_SlimAVG`)
+    PaddleSlim 2.6.0's ``AVGObserverLayer`` (Q12-Q14):
 
     * per batch: ``float(paddle.mean(paddle.max(abs(x.reshape(n, -1)), axis=1)))`` -- the
       per-sample maxima averaged in the input dtype with Paddle's lane order
       (:func:`refquant.kernels.slim.paddle_mean`), stored as a Python float;
     * ``scales()``: ``paddle.mean(paddle.to_tensor(list))`` -- the per-batch values as
       float32 averaged again in float32, so every batch weighs the same whatever its size
-      (item 12);
-    * a 0-D batch raises ``IndexError`` (as PaddleSlim does, item 13);
-    * a zero or NaN mean gives Python ``int 0`` -> scale 0.0 (item 9);
-    * ``forward`` clears the cached scale, so :meth:`compute` always reflects every batch.
-
-    * float16 input raises ``RuntimeError`` as on Paddle's CPU (no float16 ``abs`` kernel).
+      (Q12, Q14);
+    * a 0-D batch raises ``IndexError`` (as PaddleSlim does, Q13a);
+    * a zero or NaN mean gives Python ``int 0`` -> scale 0.0 (Q9a);
+    * ``forward`` clears the cached scale, so :meth:`compute` always reflects every batch;
+    * float16 input raises ``RuntimeError`` as on Paddle's CPU (no float16 ``abs`` kernel,
+      Q18a).
 """
 
 from __future__ import annotations
 
+import abc
 from fractions import Fraction
 from typing import Any
 
@@ -35,7 +39,8 @@ import numpy as np
 
 from .._validation import as_real_array, check_float32_range
 from ..kernels.slim import paddle_mean
-from ..qparams import QParams, integer_range
+from ..profiles import CANONICAL, PADDLESLIM
+from ..qparams import QParams
 from .absmax import slim_py_scale
 from .base import ObserverBase
 from .search import per_tensor_qparams, reject_slim_float16
@@ -99,42 +104,13 @@ def fraction_to_float32(q: Fraction) -> np.float32:
 
 
 class AVGObserver(ObserverBase):
-    """Average of per-sample abs-max (see module docstring for both profiles)."""
+    """Average of per-sample abs-max.
 
-    # constructor: ObserverBase's (quant_bits=8, *, profile, ignore_nonfinite)
-
-    def _reset(self) -> None:
-        self._sum = Fraction(0)
-        self._count = 0
-        self._avg_list: list[float] = []
-
-    def _observe(self, x: np.ndarray) -> None:
-        if self.profile == "canonical":
-            xs = x.reshape(1) if x.ndim == 0 else x
-            if self.ignore_nonfinite:
-                flat = xs.reshape(xs.shape[0], -1)
-                if not np.isfinite(flat).all():
-                    # a sample's max over its finite values; samples with none are dropped
-                    fin = np.isfinite(flat)
-                    keep = fin.any(axis=1)
-                    self._fold_sample_maxima(np.where(fin, np.abs(flat), 0).max(axis=1)[keep])
-                    return
-            self._fold_sample_maxima(per_sample_abs_max(xs))
-            return
-        if x.ndim == 0:
-            raise IndexError("AVGObserver(profile='paddleslim'): a 0-D batch has no axis 0 "
-                             "(PaddleSlim's inputs.shape[0] raises IndexError, item 13)")
-        reject_slim_float16(x, "AVGObserver")
-        self._fold_sample_maxima(per_sample_abs_max(x))
-
-    def _fold_sample_maxima(self, maxima: np.ndarray) -> None:
-        if self.profile == "canonical":
-            self._sum += exact_sum(maxima)
-            self._count += maxima.size
-            return
-        with np.errstate(invalid="ignore"):
-            nan = np.isnan(maxima).any()
-        self._avg_list.append(float("nan") if nan else float(paddle_mean(maxima)))
+    ``AVGObserver(profile="canonical")`` is an :class:`_CanonicalAVG` (exact mean of every
+    sample's abs-max, mergeable), ``profile="paddleslim"`` an :class:`_SlimAVG` (PaddleSlim's
+    mean of per-batch float means); the module docstring states both. Constructor:
+    :class:`ObserverBase`'s ``(quant_bits=8, *, profile, ignore_nonfinite)``.
+    """
 
     def observe_sample_abs_max(self, maxima: Any, *, batches: int = 1) -> None:
         """Fold in the per-sample abs-max of ``batches`` batches.
@@ -160,17 +136,7 @@ class AVGObserver(ObserverBase):
         arr = self._stat_array(maxima, "maxima", 1)
         if arr.size == 0:
             raise ValueError("maxima must hold at least one sample (observe rejects empty x)")
-        if self.profile == "canonical":
-            if not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
-                raise ValueError("maxima must be finite and >= 0 (per-sample abs-max values)")
-        else:
-            self._check_nonnegative(arr, "maxima")
-            if batches != 1:
-                raise ValueError(
-                    f"batches must be 1 for profile='paddleslim' (PaddleSlim averages each "
-                    f"batch separately), got {batches}; use observe_batch_means"
-                )
-            reject_slim_float16(arr, "AVGObserver")
+        self._check_sample_maxima(arr, batches)
         self._fold_sample_maxima(arr)
         self._ingest(batches)
 
@@ -187,8 +153,111 @@ class AVGObserver(ObserverBase):
             obs.observe(x)  ==  obs.observe_batch_means(
                 [nan if isnan(m).any() else float(paddle_mean(m))])
             # with m = per_sample_abs_max(x)
+
+        Other profiles keep no per-batch means: ``ValueError``.
         """
-        self._require_profile("paddleslim", "observe_batch_means")
+        self._refuse("observe_batch_means")
+
+    @abc.abstractmethod
+    def _check_sample_maxima(self, maxima: np.ndarray, batches: int) -> None:
+        """``ValueError`` (or the original's error) for maxima this profile cannot fold."""
+
+    @abc.abstractmethod
+    def _fold_sample_maxima(self, maxima: np.ndarray) -> None:
+        """Fold per-sample abs-maxima (validated) into the state."""
+
+
+class _CanonicalAVG(AVGObserver, profile=CANONICAL):
+    """canonical: ``S = fl32(sum_i m_i / N)`` over ALL observed samples, one rounding.
+
+    ``m_i = max |sample_i|`` is exact in the input dtype; the state is the exact sum of the
+    ``m_i`` (:func:`exact_sum`, a Fraction) and their count ``N``, so ``compute`` rounds the
+    exact rational mean once, to nearest-even float32 (:func:`fraction_to_float32`). The
+    state does not depend on batch order or sharding; ``merge`` adds sums and counts. A 0-D
+    batch is one sample; with ``ignore_nonfinite`` each sample's maximum is over its finite
+    values and samples with none are left out.
+    """
+
+    def _reset(self) -> None:
+        self._sum = Fraction(0)
+        self._count = 0
+
+    def _observe(self, x: np.ndarray) -> None:
+        xs = x.reshape(1) if x.ndim == 0 else x
+        if self.ignore_nonfinite:
+            flat = xs.reshape(xs.shape[0], -1)
+            if not np.isfinite(flat).all():
+                # a sample's max over its finite values; samples with none are dropped
+                fin = np.isfinite(flat)
+                keep = fin.any(axis=1)
+                self._fold_sample_maxima(np.where(fin, np.abs(flat), 0).max(axis=1)[keep])
+                return
+        self._fold_sample_maxima(per_sample_abs_max(xs))
+
+    def _check_sample_maxima(self, maxima: np.ndarray, batches: int) -> None:
+        if not (np.all(np.isfinite(maxima)) and np.all(maxima >= 0)):
+            raise ValueError("maxima must be finite and >= 0 (per-sample abs-max values)")
+
+    def _fold_sample_maxima(self, maxima: np.ndarray) -> None:
+        self._sum += exact_sum(maxima)
+        self._count += maxima.size
+
+    def _state(self) -> dict[str, Any]:
+        """``sum`` (exact, a Fraction) and ``count`` of the per-sample maxima."""
+        return {"sum": self._sum, "count": self._count}
+
+    def _compute(self) -> QParams:
+        if self._count == 0:
+            raise ValueError("no finite values observed (ignore_nonfinite=True dropped all)")
+        s = fraction_to_float32(self._sum / self._count)
+        return per_tensor_qparams(s, self.quant_bits)
+
+    def _merge(self, other: ObserverBase) -> None:
+        assert isinstance(other, _CanonicalAVG)
+        self._sum += other._sum
+        self._count += other._count
+
+
+class _SlimAVG(AVGObserver, profile=PADDLESLIM):
+    """paddleslim: PaddleSlim 2.6.0's ``AVGObserverLayer``, bug for bug (Q12-Q14, Q9a).
+
+    Upstream: PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/avg.py``. Per batch,
+    ``float(paddle.mean(paddle.max(abs(x.reshape(n, -1)), axis=1)))``: the per-sample maxima
+    averaged in the input dtype in Paddle's CPU lane order
+    (:func:`refquant.kernels.slim.paddle_mean`), kept as a Python float (NaN if a maximum is
+    NaN). ``compute`` is ``paddle.mean(paddle.to_tensor(list))``: the per-batch floats
+    rounded to float32 and averaged again in float32 (every batch weighs the same, Q12,
+    Q14); then Python's ``max`` (:func:`refquant.observers.absmax.slim_py_scale`): a zero or
+    NaN mean gives 0.0 (Q9a). A 0-D batch raises ``IndexError`` (Q13a) and float16 raises
+    ``RuntimeError`` (Q18a), as on Paddle's CPU.
+    """
+
+    def _reset(self) -> None:
+        self._avg_list: list[float] = []
+
+    def _observe(self, x: np.ndarray) -> None:
+        if x.ndim == 0:
+            raise IndexError("AVGObserver(profile='paddleslim'): a 0-D batch has no axis 0 "
+                             "(PaddleSlim's inputs.shape[0] raises IndexError, Q13a)")
+        reject_slim_float16(x, self.public_name)
+        self._fold_sample_maxima(per_sample_abs_max(x))
+
+    def _check_sample_maxima(self, maxima: np.ndarray, batches: int) -> None:
+        self._check_nonnegative(maxima, "maxima")
+        if batches != 1:
+            raise ValueError(
+                f"batches must be 1 for profile='paddleslim' (PaddleSlim averages each "
+                f"batch separately), got {batches}; use observe_batch_means"
+            )
+        reject_slim_float16(maxima, self.public_name)
+
+    def _fold_sample_maxima(self, maxima: np.ndarray) -> None:
+        with np.errstate(invalid="ignore"):
+            nan = np.isnan(maxima).any()
+        self._avg_list.append(float("nan") if nan else float(paddle_mean(maxima)))
+
+    def observe_batch_means(self, means: Any) -> None:
+        """Fold in PaddleSlim's per-batch means (see :meth:`AVGObserver.observe_batch_means`)."""
         arr = as_real_array(means, "means")
         if arr.ndim > 1:
             raise ValueError(f"means must be a number or a 1-D sequence, got shape {arr.shape}")
@@ -201,26 +270,12 @@ class AVGObserver(ObserverBase):
         self._ingest(len(vals))
 
     def _state(self) -> dict[str, Any]:
-        """canonical: ``sum`` (exact, a Fraction) and ``count`` of the per-sample maxima;
-        paddleslim: ``batch_means`` (list of float)."""
-        if self.profile == "canonical":
-            return {"sum": self._sum, "count": self._count}
+        """``batch_means``: the per-batch means (list of float, a copy)."""
         return {"batch_means": list(self._avg_list)}
 
     def _compute(self) -> QParams:
-        qmin, qmax = integer_range(self.quant_bits)
-        if self.profile == "canonical":
-            if self._count == 0:
-                raise ValueError("no finite values observed (ignore_nonfinite=True dropped all)")
-            s = fraction_to_float32(self._sum / self._count)
-            return per_tensor_qparams(s, self.quant_bits)
         vals = np.array(self._avg_list, dtype=np.float64)
         with np.errstate(over="ignore"):
             v32 = vals.astype(np.float32)  # paddle.to_tensor(list of floats) -> float32
         m = float(paddle_mean(v32))
         return per_tensor_qparams(slim_py_scale(m), self.quant_bits)
-
-    def _merge(self, other: ObserverBase) -> None:
-        assert isinstance(other, AVGObserver)
-        self._sum += other._sum
-        self._count += other._count

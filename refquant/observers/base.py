@@ -1,11 +1,11 @@
 """Observer base class: statistics in ``observe``, a pure decision in ``compute``.
 
-Every observer follows the same life cycle (DESIGN.md principle 2)::
+Every observer follows the same life cycle (docs/architecture.md)::
 
     obs = SomeObserver(quant_bits=8, profile="canonical")
     obs.observe(batch)          # any number of times: reduce to sufficient statistics
     qp = obs.compute()          # QParams from the statistics, by a pure decision function
-    obs.merge(other)            # canonical only: exact shard merge
+    obs.merge(other)            # profiles with exact statistics only: exact shard merge
     obs.reset()                 # forget everything
 
 Statistics ingestion (public)
@@ -25,19 +25,24 @@ cross-process merge needs.
 
 Profiles
 --------
+Every observer family is a :class:`refquant.profiles.ProfileVariants` family: ``profile=``
+picks the rules (:class:`refquant.profiles.ProfileRules`) and, where a whole algorithm
+differs, the family's variant subclass for that profile, once, at construction.
+
 ``"canonical"`` (default)
     The math the PaddleSlim guide describes, with its quirks fixed; results are independent
     of batch order and ``merge`` of shards equals one observer fed all the data, bit for bit.
 ``"paddleslim"``
     Bug-for-bug PaddleSlim 2.6.0 on Paddle 3.3.1 (see docs/divergences.md). ``merge``
-    raises ``NotImplementedError``: PaddleSlim has no merge and its state is order-dependent.
+    raises ``NotImplementedError`` (``rules.exact_merge`` is false): PaddleSlim has no merge
+    and its state is order-dependent.
 """
 
 from __future__ import annotations
 
 import abc
 import copy
-from typing import Any, Literal
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -49,33 +54,34 @@ from .._validation import (
     check_flag,
     check_float32_range,
     check_int,
-    check_name,
 )
+from ..profiles import PROFILES, Profile, ProfileRules, ProfileVariants, get_profile
 from ..qparams import QParams
 
 __all__ = ["ObserverBase", "Profile", "PROFILES"]
 
-Profile = Literal["canonical", "paddleslim"]
-PROFILES: tuple[str, ...] = ("canonical", "paddleslim")
 
-
-class ObserverBase(abc.ABC):
+class ObserverBase(ProfileVariants, abc.ABC):
     """Common constructor arguments, input checks and life-cycle bookkeeping.
 
     Subclasses implement :meth:`_observe` (update statistics from a validated array),
-    :meth:`_compute` (statistics -> QParams), :meth:`_merge` (canonical only) and
-    :meth:`_reset`.
+    :meth:`_compute` (statistics -> QParams), :meth:`_merge` (profiles whose rules have
+    ``exact_merge``) and :meth:`_reset`. A family whose profiles differ in a whole algorithm
+    registers one variant subclass per profile (``class _SlimX(X, profile=PADDLESLIM)``);
+    one that differs only by parameters reads ``self.rules``.
 
     Parameters
     ----------
     quant_bits:
         Bit width, 2..16.
     profile:
-        ``"canonical"`` or ``"paddleslim"``.
+        ``"canonical"`` or ``"paddleslim"`` (or a registered
+        :class:`refquant.profiles.ProfileRules`); ``obs.profile`` is the name.
     ignore_nonfinite:
         By default NaN/Inf in an observed batch raise ``ValueError``. With ``True`` the
-        non-finite values are dropped before the statistics are updated (canonical
-        profile), or passed through to reproduce PaddleSlim (``paddleslim`` profile).
+        non-finite values are dropped before the statistics are updated (profiles whose
+        rules have ``drops_nonfinite``: canonical), or passed through to reproduce
+        PaddleSlim (``paddleslim`` profile).
 
     Input rules shared by every observer: constructor arguments are type-checked strictly
     (integers are ``int``/NumPy integers and not ``bool``, flags are ``bool``, strings come
@@ -94,11 +100,14 @@ class ObserverBase(abc.ABC):
         self,
         quant_bits: int = 8,
         *,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
         self.quant_bits = check_bits(quant_bits, "quant_bits")
-        self.profile: Profile = check_name(profile, "profile", PROFILES)  # type: ignore[assignment]
+        if get_profile(profile) is not self.rules:  # a variant class built directly
+            raise ValueError(f"profile={profile!r} does not match this {self.public_name}'s "
+                             f"profile {self.profile!r}; construct {self.public_name}"
+                             f"(profile=...)")
         self.ignore_nonfinite = check_flag(ignore_nonfinite, "ignore_nonfinite")
         self._num_batches = 0
         self._reset()
@@ -122,26 +131,28 @@ class ObserverBase(abc.ABC):
         """Return the quantization parameters decided from everything observed."""
         if self._num_batches == 0:
             raise ValueError(
-                f"{type(self).__name__}.compute() called before observe(): no data observed"
+                f"{self.public_name}.compute() called before observe(): no data observed"
             )
         return self._compute()
 
     def merge(self, other: ObserverBase) -> None:
-        """Fold ``other``'s statistics into this observer (canonical profile only).
+        """Fold ``other``'s statistics into this observer (exact-merge profiles only).
 
         After ``a.merge(b)``, ``a.compute()`` equals what one observer fed a's and b's
         batches would compute, bit for bit. ``other`` is not modified; ``a.merge(a)``
-        merges a snapshot of ``a`` (every batch counted twice).
+        merges a snapshot of ``a`` (every batch counted twice). A profile whose rules lack
+        ``exact_merge`` (paddleslim: order-dependent state) raises ``NotImplementedError``.
         """
-        if self.profile != "canonical":
+        if not self.rules.exact_merge:
+            exact = ", ".join(f"profile={n!r}" for n in PROFILES if get_profile(n).exact_merge)
             raise NotImplementedError(
-                "merge is only defined for profile='canonical': PaddleSlim's observer state "
-                "depends on batch order and has no merge"
+                f"merge is only defined for {exact}: profile={self.profile!r} reproduces "
+                f"{self.rules.reproduces}, whose observer state depends on batch order and "
+                "has no merge"
             )
-        if type(other) is not type(self):
-            raise TypeError(
-                f"other must be a {type(self).__name__}, got {type(other).__name__}"
-            )
+        if not isinstance(other, ObserverBase) or type(other).family is not type(self).family:
+            got = other.public_name if isinstance(other, ObserverBase) else type(other).__name__
+            raise TypeError(f"other must be a {self.public_name}, got {got}")
         mine, theirs = self.config(), other.config()
         if mine != theirs:
             raise ValueError(
@@ -185,7 +196,7 @@ class ObserverBase(abc.ABC):
         """An independent observer: the statistics are mutable, so they are copied."""
         return self.__deepcopy__({})
 
-    # -- statistics ingestion helpers -------------------------------------------------
+    # -- statistics ingestion: shared checks ------------------------------------------
     def _ingest(self, batches: int) -> None:
         """Count ``batches`` observed batches after an ``observe_<statistic>`` call."""
         self._num_batches += batches
@@ -262,12 +273,19 @@ class ObserverBase(abc.ABC):
             raise ValueError(f"{name} must be >= 0, got {np.asarray(arr).ravel()[i]!r} at "
                              f"flat index {i}")
 
-    def _require_profile(self, profile: str, method: str) -> None:
-        if self.profile != profile:
-            raise ValueError(
-                f"{type(self).__name__}.{method} needs profile={profile!r}, this observer "
-                f"has profile={self.profile!r}"
-            )
+    def _refuse(self, method: str) -> NoReturn:
+        """Raise ``ValueError`` for a statistics entry point this profile's variant lacks.
+
+        The public class defines such a method as ``self._refuse("<method>")``; the variants
+        that support it override it. The message names the profiles whose variants do.
+        """
+        fam = type(self).family
+        shared = getattr(fam, method)
+        owners = tuple(n for n, v in fam._variants.items() if getattr(v, method) is not shared)
+        need = (f"profile={owners[0]!r}" if len(owners) == 1
+                else f"one of the profiles {owners}" if owners else "another profile")
+        raise ValueError(f"{self.public_name}.{method} needs {need}, this observer has "
+                         f"profile={self.profile!r}")
 
     # -- hooks ------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
@@ -288,8 +306,8 @@ class ObserverBase(abc.ABC):
     def _reset(self) -> None: ...
 
     def _merge(self, other: ObserverBase) -> None:
-        raise NotImplementedError(f"{type(self).__name__} does not implement merge")
+        raise NotImplementedError(f"{self.public_name} does not implement merge")
 
     def __repr__(self) -> str:
         cfg = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
-        return f"{type(self).__name__}({cfg})"
+        return f"{self.public_name}({cfg})"

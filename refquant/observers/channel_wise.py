@@ -1,32 +1,38 @@
-"""Channel-wise weight observers (``.../observers/abs_max_weight.py``, ``mse_weight.py``).
+"""Channel-wise weight observers.
+
+Upstream: PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/abs_max_weight.py`` and
+``mse_weight.py`` (the channel axis: ``channel_wise.py``). Quirk numbers (Q32, ...) are the
+rows of docs/divergences.md.
 
 The channel axis is the ``axis=`` argument. When it is left out it is inferred from the
 rank of the first batch the way PaddleSlim's ``CHANNEL_AXIS`` table does for the layer
 types it knows: a 4-D (Conv2D ``[out, in, kh, kw]``) weight uses axis 0, a 2-D (Linear
 ``[in, out]``) weight axis 1; other ranks need an explicit ``axis``. PaddleSlim itself
-only ever uses axis 0 or 1 (any other layer type raises ``KeyError``, item 32), so the
-``paddleslim`` profile accepts only those; the canonical profile accepts any axis.
+only ever uses axis 0 or 1 (any other layer type raises ``KeyError``, Q32a), so the
+``paddleslim`` profile accepts only those (``rules.channel_axes``); the canonical profile
+accepts any axis.
 
 AbsMaxChannelWiseWeightObserver
-    canonical: ``S_c = max |x|`` over every observed value of channel ``c`` (merge = max);
-    an all-zero channel gets ``S_c = 0``.
-    paddleslim (item 33): computed on the FIRST batch only, later batches are ignored;
-    ``max |x|`` per channel in the input dtype, "zeros" replaced by ``T(1e-8)`` -- Paddle's
-    float ``==`` is tolerant, so every abs-max below ``1e-15`` counts as zero
-    (:func:`slim_is_zero`); the scale is
-    a tensor of the input dtype (rounded to float32 for QParams); zero point 0.
+    canonical (:class:`_CanonicalAbsMaxChannelWise`): ``S_c = max |x|`` over every observed
+    value of channel ``c`` (merge = max); an all-zero channel gets ``S_c = 0``.
+    paddleslim (:class:`_SlimAbsMaxChannelWise`; Q33, Q33a): computed on the FIRST batch
+    only, later batches are ignored; ``max |x|`` per channel in the input dtype, "zeros"
+    replaced by ``T(1e-8)`` -- Paddle's float ``==`` is tolerant, so every abs-max below
+    ``1e-15`` counts as zero (:func:`slim_is_zero`); the scale is a tensor of the input
+    dtype (rounded to float32 for QParams); zero point 0.
 MSEChannelWiseWeightObserver
-    canonical: per channel, ``argmin_k MSE_c(S_k)`` over ``S_k = fl32(k/50 * S_c)``,
-    ``k = 15..50``, where ``MSE_c`` is the exact float64 mean over ALL observed values of
-    the channel of ``(|x| - qdq(|x|))**2`` (symmetric grid ``0..qmax``). The observer keeps
-    every value (weights are small) and sorts each channel's ``|x|`` before summing, so
-    the result is a pure function of the multiset of values per channel: order-free and
-    mergeable (merge concatenates). Smallest factor wins exact ties; zero channels get 0.
-    paddleslim (items 33, 34): first batch only; ``absmax`` with "zeros" (``< 1e-15``,
-    :func:`slim_is_zero`) replaced by ``float32(1e-8)``; candidates ``T(s) * absmax`` in the
-    input dtype ``T`` for the 35 accumulated factors; quant-dequant with clip
-    ``[qmin, qmax] = [-2**(b-1), 2**(b-1)-1]`` (:func:`refquant.kernels.slim.quant_dequant`,
-    tensor scales); per-channel mean squared
+    canonical (:class:`_CanonicalMSEChannelWise`): per channel, ``argmin_k MSE_c(S_k)`` over
+    ``S_k = fl32(k/50 * S_c)``, ``k = 15..50``, where ``MSE_c`` is the exact float64 mean
+    over ALL observed values of the channel of ``(|x| - qdq(|x|))**2`` (symmetric grid
+    ``0..qmax``). The observer keeps every value (weights are small) and sorts each
+    channel's ``|x|`` before summing, so the result is a pure function of the multiset of
+    values per channel: order-free and mergeable (merge concatenates). Smallest factor wins
+    exact ties; zero channels get 0.
+    paddleslim (:class:`_SlimMSEChannelWise`; Q33, Q34, Q34a): first batch only; ``absmax``
+    with "zeros" (``< 1e-15``, :func:`slim_is_zero`) replaced by ``float32(1e-8)``;
+    candidates ``T(s) * absmax`` in the input dtype ``T`` for the 35 accumulated factors;
+    quant-dequant with clip ``[qmin, qmax] = [-2**(b-1), 2**(b-1)-1]``
+    (:func:`refquant.kernels.slim.quant_dequant`, tensor scales); per-channel mean squared
     error; a candidate replaces the running choice only when strictly smaller (``<``, the
     first minimum wins). The per-channel losses are summed here in float64 (Paddle's
     reduction order is not reproduced): ``margin`` is per channel and ``extra['bound']`` is
@@ -35,6 +41,7 @@ MSEChannelWiseWeightObserver
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any
 
@@ -42,6 +49,7 @@ import numpy as np
 
 from .._validation import check_axis, check_int
 from ..kernels.slim import SEARCH_FACTORS, quant_dequant
+from ..profiles import CANONICAL, PADDLESLIM, ProfileRules
 from ..qparams import QParams, integer_range
 from .base import ObserverBase, Profile
 from .search import (
@@ -68,8 +76,8 @@ def slim_is_zero(v: np.ndarray) -> np.ndarray:
 
     Paddle's equal kernel compares floats with a tolerance, so PaddleSlim's
     ``where(abs_max == 0, 1e-8, abs_max)`` also floors channels whose abs-max is below
-    ``1e-15`` (measured on float32 and float64; a new finding, not in paddleslim-quirks.md).
-    NaN compares unequal.
+    ``1e-15`` (measured against Paddle 3.3.1 on float32 and float64, Q33a in
+    docs/divergences.md). NaN compares unequal.
     """
     with np.errstate(invalid="ignore"):
         return np.abs(v) < 1e-15
@@ -100,7 +108,7 @@ class _ChannelWise(ObserverBase):
         quant_bits: int = 8,
         *,
         axis: int | None = None,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
         self._axis_arg = None if axis is None else check_int(axis, "axis")
@@ -127,10 +135,12 @@ class _ChannelWise(ObserverBase):
 
     def _resolve_axis(self, x: np.ndarray) -> int:
         ax = infer_axis(x.ndim) if self._axis_arg is None else check_axis(self._axis_arg, x.ndim)
-        if self.profile == "paddleslim" and ax not in (0, 1):
+        allowed = self.rules.channel_axes
+        if allowed is not None and ax not in allowed:
             raise ValueError(
-                f"axis={self._axis_arg} is not a PaddleSlim channel axis (CHANNEL_AXIS has only "
-                "0 for Conv2D and 1 for Linear; other layer types raise KeyError, item 32)"
+                f"axis={self._axis_arg} is not a channel axis of profile={self.profile!r}, "
+                f"which accepts {allowed} (PaddleSlim's CHANNEL_AXIS has only 0 for Conv2D "
+                "and 1 for Linear; other layer types raise KeyError, Q32a)"
             )
         if self._axis is not None and ax != self._axis:
             raise ValueError(f"axis {ax} differs from the axis {self._axis} of earlier batches")
@@ -148,30 +158,27 @@ class _ChannelWise(ObserverBase):
 
 
 class AbsMaxChannelWiseWeightObserver(_ChannelWise):
-    """Per-channel abs-max weight observer (see module docstring)."""
+    """Per-channel abs-max weight observer: ``S_c = max |x|`` over channel ``c``.
+
+    ``profile="canonical"`` builds a :class:`_CanonicalAbsMaxChannelWise` (running max over
+    every batch, mergeable), ``profile="paddleslim"`` a :class:`_SlimAbsMaxChannelWise`
+    (first batch only, zeros floored to ``1e-8``); the module docstring states both.
+    """
+
+    _max: np.ndarray | None  # canonical: float64; paddleslim: the input dtype
 
     def _reset(self) -> None:
         super()._reset()
-        self._max: np.ndarray | None = None  # canonical: float64; paddleslim: input dtype
+        self._max = None
 
     def _observe(self, x: np.ndarray) -> None:
-        if self.profile == "paddleslim":
-            reject_slim_float16(x, type(self).__name__)
-            if self._max is not None:
-                return  # first forward only (item 33)
-        ax = self._resolve_axis(x)
-        m = _channels_first(x, ax)
-        if self.profile == "canonical" and self.ignore_nonfinite:
-            m = np.where(np.isfinite(m), m, 0)
-        self._fold_channel_max(np.maximum(m.max(axis=1), -m.min(axis=1)))
-
-    def _fold_channel_max(self, cur: np.ndarray) -> None:
-        if self.profile == "canonical":
-            cur = np.abs(cur.astype(np.float64))
-            self._max = cur if self._max is None else np.maximum(self._max, cur)
-            return
-        cur = np.abs(cur)
-        self._max = np.where(slim_is_zero(cur), cur.dtype.type(1e-8), cur)
+        self._check_batch(x)
+        if self._keeps_batches():
+            ax = self._resolve_axis(x)
+            m = _channels_first(x, ax)
+            if self.ignore_nonfinite and self.rules.drops_nonfinite:
+                m = np.where(np.isfinite(m), m, 0)
+            self._fold_channel_max(np.maximum(m.max(axis=1), -m.min(axis=1)))
 
     def observe_channel_abs_max(self, maxima: Any, shape: Any, *, batches: int = 1) -> None:
         """Fold in the per-channel abs-max of a batch of shape ``shape``.
@@ -188,16 +195,12 @@ class AbsMaxChannelWiseWeightObserver(_ChannelWise):
         (canonical with ``ignore_nonfinite``: over the finite values, 0 for none).
         canonical: the maxima must be finite and ``>= 0``; a running max, so the maximum of
         ``k`` batches' maxima with ``batches=k`` equals ``k`` calls. paddleslim: only the
-        first batch counts (item 33); float16 raises ``RuntimeError`` as on Paddle's CPU.
+        first batch counts (Q33); float16 raises ``RuntimeError`` as on Paddle's CPU.
         """
         batches = self._check_batches(batches)
         arr = self._stat_array(maxima, "maxima", 1)
-        if self.profile == "paddleslim":
-            reject_slim_float16(arr, type(self).__name__)
-            self._check_nonnegative(arr, "maxima")
-        elif not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
-            raise ValueError("maxima must be finite and >= 0 (per-channel abs-max values)")
-        if self.profile == "canonical" or self._max is None:
+        self._check_channel_maxima(arr)
+        if self._keeps_batches():
             before = (self._axis, self._shape, self._ndim)
             ax = self._resolve_shape(shape, arr.dtype)
             C = int(tuple(shape)[ax])
@@ -222,8 +225,43 @@ class AbsMaxChannelWiseWeightObserver(_ChannelWise):
         return QParams(scale, np.zeros(scale.shape, np.int64), qmin, qmax, self.quant_bits,
                        self._axis)
 
+    def _check_batch(self, x: np.ndarray) -> None:
+        """Errors the profile raises for a batch before looking at its values (none here)."""
+
+    @abc.abstractmethod
+    def _keeps_batches(self) -> bool:
+        """Whether the next batch's statistics change the state."""
+
+    @abc.abstractmethod
+    def _check_channel_maxima(self, maxima: np.ndarray) -> None:
+        """``ValueError`` (or the original's error) for maxima this profile cannot fold."""
+
+    @abc.abstractmethod
+    def _fold_channel_max(self, cur: np.ndarray) -> None:
+        """Fold one batch's per-channel ``max(x), -min(x)`` maximum into the state."""
+
+
+class _CanonicalAbsMaxChannelWise(AbsMaxChannelWiseWeightObserver, profile=CANONICAL):
+    """canonical: ``S_c = max |x|`` over every observed value of channel ``c``, exactly.
+
+    The per-channel maxima are exact in the input dtype and kept as a float64 running
+    maximum (order-free; ``merge`` takes the maximum); ``compute`` rounds them once to
+    float32. An all-zero channel gets ``S_c = 0``; zero points are 0.
+    """
+
+    def _keeps_batches(self) -> bool:
+        return True
+
+    def _check_channel_maxima(self, maxima: np.ndarray) -> None:
+        if not (np.all(np.isfinite(maxima)) and np.all(maxima >= 0)):
+            raise ValueError("maxima must be finite and >= 0 (per-channel abs-max values)")
+
+    def _fold_channel_max(self, cur: np.ndarray) -> None:
+        cur = np.abs(cur.astype(np.float64))
+        self._max = cur if self._max is None else np.maximum(self._max, cur)
+
     def _merge(self, other: ObserverBase) -> None:
-        assert isinstance(other, AbsMaxChannelWiseWeightObserver) and other._max is not None
+        assert isinstance(other, _CanonicalAbsMaxChannelWise) and other._max is not None
         if self._max is None:
             self._max, self._axis, self._shape = other._max.copy(), other._axis, other._shape
             self._ndim = other._ndim
@@ -231,6 +269,33 @@ class AbsMaxChannelWiseWeightObserver(_ChannelWise):
         if other._max.shape != self._max.shape or other._axis != self._axis:
             raise ValueError("cannot merge observers with different channel counts or axes")
         self._max = np.maximum(self._max, other._max)
+
+
+class _SlimAbsMaxChannelWise(AbsMaxChannelWiseWeightObserver, profile=PADDLESLIM):
+    """paddleslim: PaddleSlim 2.6.0's ``AbsMaxChannelWiseWeightObserverLayer`` (Q33, Q33a).
+
+    Upstream: PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/abs_max_weight.py``
+    (``forward``, ``_cal_abs_max``). Only the first batch is computed, later ones are
+    ignored; ``max |x|`` per channel in the input dtype ``T``, then
+    ``where(abs_max == 0, T(1e-8), abs_max)`` with Paddle's tolerant ``==`` (every abs-max
+    below ``1e-15`` counts as zero, :func:`slim_is_zero`). The scale stays a ``T`` tensor
+    (rounded to float32 for QParams); zero points are 0. float16 raises ``RuntimeError`` as
+    on Paddle's CPU (no float16 ``abs`` kernel, Q18a).
+    """
+
+    def _check_batch(self, x: np.ndarray) -> None:
+        reject_slim_float16(x, self.public_name)
+
+    def _keeps_batches(self) -> bool:
+        return self._max is None  # first forward only (Q33)
+
+    def _check_channel_maxima(self, maxima: np.ndarray) -> None:
+        reject_slim_float16(maxima, self.public_name)
+        self._check_nonnegative(maxima, "maxima")
+
+    def _fold_channel_max(self, cur: np.ndarray) -> None:
+        cur = np.abs(cur)
+        self._max = np.where(slim_is_zero(cur), cur.dtype.type(1e-8), cur)
 
 
 def slim_channel_search(x: np.ndarray, axis: int, bits: int) -> tuple[np.ndarray, np.ndarray,
@@ -270,22 +335,33 @@ def slim_channel_search(x: np.ndarray, axis: int, bits: int) -> tuple[np.ndarray
 
 
 class MSEChannelWiseWeightObserver(_ChannelWise):
-    """Per-channel MSE-searching weight observer (see module docstring)."""
+    """Per-channel MSE-searching weight observer: ``S_c = argmin_k MSE_c(S_k)``.
+
+    ``profile="canonical"`` builds a :class:`_CanonicalMSEChannelWise` (exact losses over
+    every observed value, mergeable), ``profile="paddleslim"`` a
+    :class:`_SlimMSEChannelWise` (PaddleSlim's search on the first batch); the module
+    docstring states both.
+    """
+
+
+class _CanonicalMSEChannelWise(MSEChannelWiseWeightObserver, profile=CANONICAL):
+    """canonical: exact per-channel MSE search over every observed value.
+
+    Per channel ``c``: thresholds ``S_k = fl32(k/50 * S_c)``, ``k = 15..50``
+    (:func:`refquant.observers.search.canonical_thresholds`, ``S_c = max |x|``), and
+    ``MSE_c(S_k)``, the exact float64 mean over ALL observed values of the channel of
+    ``(|x| - qdq(|x|))**2`` on the symmetric grid ``0..qmax``
+    (:func:`refquant.observers.search.exact_losses`, each channel's ``|x|`` sorted before
+    summing). The state is every value (weights are small), so the result is a pure
+    function of the multiset of values per channel: order-free, and ``merge`` concatenates.
+    The smallest factor wins exact ties; zero channels get 0 (margin ``inf``).
+    """
 
     def _reset(self) -> None:
         super()._reset()
-        self._values: list[np.ndarray] = []  # canonical: (C, m) |x| blocks, input dtype
-        self._result: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None  # slim
+        self._values: list[np.ndarray] = []  # (C, m) |x| blocks in the input dtype
 
     def _observe(self, x: np.ndarray) -> None:
-        if self.profile == "paddleslim":
-            reject_slim_float16(x, type(self).__name__)
-            if self._result is not None:
-                return  # first forward only (item 33/34)
-            ax = self._resolve_axis(x)
-            scales, margins, losses = slim_channel_search(x, ax, self.quant_bits)
-            self._result = (scales, margins, losses, x.size // x.shape[ax])
-            return
         ax = self._resolve_axis(x)
         m = np.abs(_channels_first(x, ax))  # exact in the input dtype; float64 at compute
         if self.ignore_nonfinite and not np.isfinite(m).all():
@@ -297,13 +373,6 @@ class MSEChannelWiseWeightObserver(_ChannelWise):
 
     def _compute(self) -> QParams:
         qmin, qmax = self._grid()
-        if self.profile == "paddleslim":
-            assert self._result is not None
-            scales, margins, losses, n = self._result
-            qp = QParams(scales.astype(np.float32), np.zeros(scales.shape, np.int64), qmin, qmax,
-                         self.quant_bits, self._axis, margin=margins)
-            qp.extra.update(losses=losses, bound=decision_bound(n, scales.dtype.type))
-            return qp
         data = np.concatenate([v.astype(np.float64) for v in self._values], axis=1)
         data.sort(axis=1)
         am = data[:, -1]
@@ -322,7 +391,7 @@ class MSEChannelWiseWeightObserver(_ChannelWise):
         return qp
 
     def _merge(self, other: ObserverBase) -> None:
-        assert isinstance(other, MSEChannelWiseWeightObserver)
+        assert isinstance(other, _CanonicalMSEChannelWise)
         if self._shape is not None and other._shape is not None and (
             self._shape != other._shape or self._axis != other._axis
         ):
@@ -332,3 +401,37 @@ class MSEChannelWiseWeightObserver(_ChannelWise):
         self._values.extend([v.copy() for v in other._values])
         if self._axis is None:
             self._axis, self._shape, self._ndim = other._axis, other._shape, other._ndim
+
+
+class _SlimMSEChannelWise(MSEChannelWiseWeightObserver, profile=PADDLESLIM):
+    """paddleslim: PaddleSlim 2.6.0's ``MSEChannelWiseWeightObserverLayer`` (Q33, Q34, Q34a).
+
+    Upstream: PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/mse_weight.py``
+    (``_cal_abs_max``). The first batch only, by :func:`slim_channel_search`: abs-max per
+    channel with "zeros" (``< 1e-15``, :func:`slim_is_zero`) floored to ``float32(1e-8)``;
+    candidates ``T(s) * absmax`` in the input dtype ``T`` for the 35 accumulated factors;
+    quant-dequant with clip ``[-2**(b-1), 2**(b-1)-1]``; per-channel mean squared error; a
+    candidate replaces the running choice only when strictly smaller. float16 raises
+    ``RuntimeError`` as on Paddle's CPU (Q18a).
+    """
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._result: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None
+
+    def _observe(self, x: np.ndarray) -> None:
+        reject_slim_float16(x, self.public_name)
+        if self._result is not None:
+            return  # first forward only (Q33, Q34)
+        ax = self._resolve_axis(x)
+        scales, margins, losses = slim_channel_search(x, ax, self.quant_bits)
+        self._result = (scales, margins, losses, x.size // x.shape[ax])
+
+    def _compute(self) -> QParams:
+        qmin, qmax = self._grid()
+        assert self._result is not None
+        scales, margins, losses, n = self._result
+        qp = QParams(scales.astype(np.float32), np.zeros(scales.shape, np.int64), qmin, qmax,
+                     self.quant_bits, self._axis, margin=margins)
+        qp.extra.update(losses=losses, bound=decision_bound(n, scales.dtype.type))
+        return qp

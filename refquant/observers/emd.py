@@ -1,6 +1,9 @@
-"""EMDObserver: the abs-max fraction minimising an earth mover's distance (``.../emd.py``).
+"""EMDObserver: the abs-max fraction minimising an earth mover's distance.
 
-canonical
+Upstream: PaddlePaddle/PaddleSlim 2.6.0, ``paddleslim/quant/observers/emd.py``. Quirk
+numbers (Q19, ...) are the rows of docs/divergences.md. One variant per profile:
+
+canonical (:class:`_CanonicalEMD`)
     Same statistics and grid as :class:`refquant.observers.mse.MSEObserver` (exact
     histogram of ``|x|``, ``S_k = fl32(k/50 * abs_max)``, ``k = 15..50``, smallest factor
     wins ties); the loss is the true 1-D earth mover's (Wasserstein-1) distance between the
@@ -14,8 +17,8 @@ canonical
     Resolution bound (bin width ``w``, step ``d``): ``||e(v)| - |e(c)|| <= w/2`` in bins
     without a rounding boundary, ``<= d/2 + w/2`` in the (at most ``qmax + 1``) bins with
     one, so ``|W1_hist - W1| <= w/2 + f_b d/2``.
-paddleslim
-    PaddleSlim 2.6.0's ``EMDObserverLayer`` (items 19, 20): like its MSE observer but the
+paddleslim (:class:`_SlimEMD`)
+    PaddleSlim 2.6.0's ``EMDObserverLayer`` (Q19, Q20): like its MSE observer but the
     batch maximum is the *signed* ``max(x)`` (negative data gives negative candidates and
     finally ``int 0``), and the loss is ``|mean(x) - mean(qdq(x))| + |std(x) - std(qdq(x))|``
     (unbiased std; one element gives NaN and nothing is ever accepted), carried across
@@ -32,17 +35,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mse import _SearchObserver
+from ..profiles import CANONICAL, PADDLESLIM
+from .mse import _CanonicalSearch, _SearchObserver, _SlimSearch
+from .search import emd_loss_bound
 
 __all__ = ["EMDObserver"]
 
 
 class EMDObserver(_SearchObserver):
-    """Per-tensor EMD-searching observer (see module docstring for both profiles)."""
+    """Per-tensor EMD-searching observer (see module docstring for both profiles).
+
+    ``EMDObserver(profile="canonical")`` is a :class:`_CanonicalEMD`,
+    ``profile="paddleslim"`` a :class:`_SlimEMD`; constructor as
+    :class:`~refquant.observers.mse.MSEObserver`.
+    """
 
     _loss = "emd"
 
+
+class _CanonicalEMD(EMDObserver, _CanonicalSearch, profile=CANONICAL):
+    """canonical: the exact 1-D earth mover's distance on the histogram of ``|x|``."""
+
+
+class _SlimEMD(EMDObserver, _SlimSearch, profile=PADDLESLIM):
+    """paddleslim: PaddleSlim's ``EMDObserverLayer`` (signed batch max, mean/std loss)."""
+
     def _batch_max(self, x: np.ndarray) -> float:
-        if self.profile == "paddleslim":
-            return float(np.max(x))  # signed max (item 19)
-        return super()._batch_max(x)
+        return float(np.max(x))  # the signed max (Q19)
+
+    def _batch_bound(self, flat: np.ndarray) -> float:
+        """``extra['bound']``: the absolute loss bound
+        :func:`~refquant.observers.search.emd_loss_bound`."""
+        return emd_loss_bound(flat.size, flat)

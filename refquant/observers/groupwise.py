@@ -1,4 +1,7 @@
-"""GroupWiseWeightObserver: abs-max per group of rows (``.../observers/groupwise.py``).
+"""GroupWiseWeightObserver: abs-max per group of rows.
+
+Upstream: PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/groupwise.py``. Quirk
+numbers (Q35, ...) are the rows of docs/divergences.md.
 
 Layout (PaddleSlim's): a 2-D Linear weight ``W[in, out]`` is cut along axis 0 into
 ``in / group_size`` groups of consecutive rows; the scale of group ``g`` and column ``j`` is
@@ -6,11 +9,11 @@ Layout (PaddleSlim's): a 2-D Linear weight ``W[in, out]`` is cut along axis 0 in
 ``QParams.axis`` is 1 (the out-feature axis PaddleSlim's ``quant_axis()`` reports) and
 ``extra['group_size']`` holds the group size.
 
-canonical
+canonical (:class:`_CanonicalGroupWise`)
     Any positive ``group_size`` dividing the rows; running max over every observed batch
     (merge = max); an all-zero group gets 0. Bad shapes raise ``ValueError``.
-paddleslim
-    PaddleSlim 2.6.0's ``GroupWiseWeightObserverLayer`` (items 35, 36): ``group_size`` must
+paddleslim (:class:`_SlimGroupWise`)
+    PaddleSlim 2.6.0's ``GroupWiseWeightObserverLayer`` (Q35, Q36): ``group_size`` must
     be 64 or 128, the rows a multiple of it and the weight 2-D -- checked in that order and
     raised as ``AssertionError`` with PaddleSlim's messages, as PaddleSlim does; each batch
     *replaces* the statistics (no running max) and the first :meth:`compute` caches the
@@ -22,11 +25,13 @@ paddleslim
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import numpy as np
 
 from .._validation import check_int
+from ..profiles import CANONICAL, PADDLESLIM, ProfileRules
 from ..qparams import QParams, integer_range
 from .base import ObserverBase, Profile
 from .channel_wise import slim_is_zero
@@ -61,7 +66,13 @@ def group_abs_max(w: np.ndarray, group_size: int) -> np.ndarray:
 
 
 class GroupWiseWeightObserver(ObserverBase):
-    """Group-wise abs-max weight observer (see module docstring for both profiles)."""
+    """Group-wise abs-max weight observer: ``S[g, j] = max_{i in group g} |W[i, j]|``.
+
+    ``profile="canonical"`` builds a :class:`_CanonicalGroupWise` (running max over every
+    batch, any group size, mergeable), ``profile="paddleslim"`` a :class:`_SlimGroupWise`
+    (PaddleSlim's checks, last batch replaces, first result cached); the module docstring
+    states both. ``group_size`` is checked here (an integer >= 1) for every profile.
+    """
 
     min_ndim = 1
 
@@ -70,7 +81,7 @@ class GroupWiseWeightObserver(ObserverBase):
         quant_bits: int = 8,
         group_size: int = 128,
         *,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
         self.group_size = check_int(group_size, "group_size", low=1)
@@ -83,27 +94,6 @@ class GroupWiseWeightObserver(ObserverBase):
 
     def _reset(self) -> None:
         self._max: np.ndarray | None = None
-        self._cached: QParams | None = None
-
-    def _check(self, x: np.ndarray) -> None:
-        g = self.group_size
-        if self.profile == "paddleslim":
-            if g not in (64, 128):
-                raise AssertionError("group_size only support 64 or 128")
-            if x.shape[0] % g != 0:
-                raise AssertionError("group_size must be a factor of input channels")
-            if x.ndim != 2:
-                raise AssertionError("Currently only support 2D tensor")
-            reject_slim_float16(x, "GroupWiseWeightObserver")  # paddle.abs comes after
-            return
-        if x.ndim != 2:
-            raise ValueError(f"x must be a 2-D [in, out] weight, got shape {x.shape}")
-        if x.shape[0] % g != 0:
-            raise ValueError(
-                f"group_size={g} does not divide the {x.shape[0]} rows of x (shape {x.shape})"
-            )
-        if self._max is not None and self._max.shape != (x.shape[0] // g, x.shape[1]):
-            raise ValueError(f"x shape {x.shape} differs from earlier batches")
 
     def check_weight(self, shape: Any, dtype: Any = np.float32) -> None:
         """Raise what :meth:`observe` raises for a weight of this shape and dtype, if anything.
@@ -115,18 +105,9 @@ class GroupWiseWeightObserver(ObserverBase):
 
     def _observe(self, x: np.ndarray) -> None:
         self._check(x)
-        if self.profile == "canonical" and self.ignore_nonfinite:
+        if self.ignore_nonfinite and self.rules.drops_nonfinite:
             x = np.where(np.isfinite(x), x, 0)
         self._fold_group_max(group_abs_max(x, self.group_size))
-
-    def _fold_group_max(self, m: np.ndarray) -> None:
-        if self.profile == "paddleslim":
-            with np.errstate(over="ignore"):
-                m32 = m.astype(np.float32)
-            self._max = np.where(slim_is_zero(m32), np.float32(1e-8), m32)
-            return
-        m64 = m.astype(np.float64)
-        self._max = m64 if self._max is None else np.maximum(self._max, m64)
 
     def observe_group_abs_max(self, maxima: Any, *, batches: int = 1) -> None:
         """Fold in the group-wise abs-max of a 2-D ``[in, out]`` weight.
@@ -142,15 +123,11 @@ class GroupWiseWeightObserver(ObserverBase):
         (canonical with ``ignore_nonfinite``: over the finite values, 0 for none).
         canonical: finite and ``>= 0``; a running max, so ``batches=k`` with the maximum of
         ``k`` batches' maxima equals ``k`` calls. paddleslim: each batch replaces the state
-        (item 35); after the first :meth:`compute` the cached value stays (item 36).
+        (Q35); after the first :meth:`compute` the cached value stays (Q36).
         """
         batches = self._check_batches(batches)
         arr = self._stat_array(maxima, "maxima", 2)
-        if self.profile == "paddleslim":
-            self._check_nonnegative(arr, "maxima")
-        self.check_weight((arr.shape[0] * self.group_size, arr.shape[1]), arr.dtype)
-        if self.profile == "canonical" and not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
-            raise ValueError("maxima must be finite and >= 0 (group-wise abs-max values)")
+        self._check_group_maxima(arr)
         self._fold_group_max(arr)
         self._ingest(batches)
 
@@ -158,23 +135,110 @@ class GroupWiseWeightObserver(ObserverBase):
         """``abs_max``: the group-wise maxima (copy, or None before any batch)."""
         return {"abs_max": None if self._max is None else self._max.copy()}
 
-    def _compute(self) -> QParams:
+    def _group_qparams(self) -> QParams:
         qmin, qmax = integer_range(self.quant_bits)
-        if self.profile == "paddleslim" and self._cached is not None:
-            return self._cached  # scales() caches its first value (item 36)
         assert self._max is not None
         qp = QParams(self._max, np.zeros(self._max.shape, np.int64), qmin, qmax,
                      self.quant_bits, 1)
         qp.extra["group_size"] = self.group_size
-        if self.profile == "paddleslim":
-            self._cached = qp
         return qp
 
+    def _weight_shape(self, maxima: np.ndarray) -> tuple[int, int]:
+        """The ``[in, out]`` shape of the weight whose group-wise maxima are ``maxima``."""
+        return (maxima.shape[0] * self.group_size, maxima.shape[1])
+
+    @abc.abstractmethod
+    def _check(self, x: np.ndarray) -> None:
+        """The profile's errors for a weight ``x`` (shape and dtype; values unused)."""
+
+    @abc.abstractmethod
+    def _check_group_maxima(self, maxima: np.ndarray) -> None:
+        """The errors :meth:`observe_group_abs_max` raises for ``maxima``, in order."""
+
+    @abc.abstractmethod
+    def _fold_group_max(self, m: np.ndarray) -> None:
+        """Fold one batch's group-wise maxima into the state."""
+
+
+class _CanonicalGroupWise(GroupWiseWeightObserver, profile=CANONICAL):
+    """canonical: ``S[g, j]`` over every observed batch, exactly.
+
+    Any ``group_size`` dividing the rows of a 2-D weight (``ValueError`` otherwise, and for
+    a shape that differs from earlier batches). The maxima are exact in the input dtype and
+    kept as a float64 running maximum (order-free; ``merge`` takes the maximum); an all-zero
+    group gets 0, zero points are 0.
+    """
+
+    def _check(self, x: np.ndarray) -> None:
+        g = self.group_size
+        if x.ndim != 2:
+            raise ValueError(f"x must be a 2-D [in, out] weight, got shape {x.shape}")
+        if x.shape[0] % g != 0:
+            raise ValueError(
+                f"group_size={g} does not divide the {x.shape[0]} rows of x (shape {x.shape})"
+            )
+        if self._max is not None and self._max.shape != (x.shape[0] // g, x.shape[1]):
+            raise ValueError(f"x shape {x.shape} differs from earlier batches")
+
+    def _check_group_maxima(self, maxima: np.ndarray) -> None:
+        self.check_weight(self._weight_shape(maxima), maxima.dtype)
+        if not (np.all(np.isfinite(maxima)) and np.all(maxima >= 0)):
+            raise ValueError("maxima must be finite and >= 0 (group-wise abs-max values)")
+
+    def _fold_group_max(self, m: np.ndarray) -> None:
+        m64 = m.astype(np.float64)
+        self._max = m64 if self._max is None else np.maximum(self._max, m64)
+
+    def _compute(self) -> QParams:
+        return self._group_qparams()
+
     def _merge(self, other: ObserverBase) -> None:
-        assert isinstance(other, GroupWiseWeightObserver) and other._max is not None
+        assert isinstance(other, _CanonicalGroupWise) and other._max is not None
         if self._max is None:
             self._max = other._max.copy()
         elif self._max.shape != other._max.shape:
             raise ValueError("cannot merge observers that saw differently shaped weights")
         else:
             self._max = np.maximum(self._max, other._max)
+
+
+class _SlimGroupWise(GroupWiseWeightObserver, profile=PADDLESLIM):
+    """paddleslim: PaddleSlim 2.6.0's ``GroupWiseWeightObserverLayer`` (Q35, Q35a, Q36).
+
+    Upstream: PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/groupwise.py``
+    (``forward``, ``_cal_abs_max``, ``scales``). ``group_size`` must be 64 or 128, the rows a
+    multiple of it and the weight 2-D, asserted in that order with PaddleSlim's messages
+    (``AssertionError``); float16 raises ``RuntimeError`` as on Paddle's CPU (Q18a). Each
+    batch *replaces* the state: the maxima in the input dtype, cast to float32, "zeros"
+    (below ``1e-15``, :func:`refquant.observers.channel_wise.slim_is_zero`) replaced by
+    ``float32(1e-8)``. The first :meth:`compute` caches its result (``scales()``), so later
+    batches do not change it.
+    """
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._cached: QParams | None = None
+
+    def _check(self, x: np.ndarray) -> None:
+        g = self.group_size
+        if g not in (64, 128):
+            raise AssertionError("group_size only support 64 or 128")
+        if x.shape[0] % g != 0:
+            raise AssertionError("group_size must be a factor of input channels")
+        if x.ndim != 2:
+            raise AssertionError("Currently only support 2D tensor")
+        reject_slim_float16(x, self.public_name)  # paddle.abs comes after
+
+    def _check_group_maxima(self, maxima: np.ndarray) -> None:
+        self._check_nonnegative(maxima, "maxima")
+        self.check_weight(self._weight_shape(maxima), maxima.dtype)
+
+    def _fold_group_max(self, m: np.ndarray) -> None:
+        with np.errstate(over="ignore"):
+            m32 = m.astype(np.float32)
+        self._max = np.where(slim_is_zero(m32), np.float32(1e-8), m32)
+
+    def _compute(self) -> QParams:
+        if self._cached is None:  # scales() caches its first value (Q36)
+            self._cached = self._group_qparams()
+        return self._cached

@@ -1,17 +1,24 @@
 """Percentile histogram observer: ``HistObserver(quant_bits=8, bins_count=2048, percent=0.999,
 sign=True, symmetric=True)``, PaddleSlim's ``PercentHistObserverLayer`` and a canonical one.
 
+Upstream: PaddlePaddle/PaddleSlim 2.6.0, ``paddleslim/quant/observers/hist.py`` and
+``uniform.py``. Quirk numbers (Q25, ...) are the rows of docs/divergences.md.
+
 Decision functions (pure, importable on their own):
 
 * :func:`slim_percent_min_max` -- PaddleSlim's ``_cal_min_max_by_percent``
   (``paddleslim/quant/observers/hist.py`` L84-91) with NumPy 1.x semantics for its
-  ``float()`` of a 1-element array (quirk 25): per-tail percentiles of the *signed*
-  histogram (quirk 27), each threshold ``hist_min + (idx - 0.5) * w`` -- half a bin below the
-  left edge of the percentile bin (quirk 26).
+  ``float()`` of a 1-element array (Q25): per-tail percentiles of the *signed*
+  histogram (Q27), each threshold ``hist_min + (idx - 0.5) * w`` -- half a bin below the
+  left edge of the percentile bin (Q26).
 * :func:`slim_uniform_qparams` -- PaddleSlim's ``UniformObserver.cal_scales_zero_points``
-  (``uniform.py`` L70-101) with its Python arithmetic (quirks 5-7, 28).
+  (``paddleslim/quant/observers/uniform.py`` L70-101) with its Python arithmetic (Q5-Q7,
+  Q28).
 * :func:`percentile_threshold` / :func:`percentile_range` -- the canonical percentile on an
   :class:`~refquant.histogram.ExactHistogram`.
+
+The observer has one variant per profile: :class:`_CanonicalHist` and :class:`_SlimHist`
+(their statistics come from :mod:`refquant.observers._histbase`).
 
 Canonical percentile (definition)
 ---------------------------------
@@ -42,9 +49,14 @@ import numpy as np
 
 from .._validation import check_flag, check_percent
 from ..histogram import ExactHistogram
+from ..profiles import CANONICAL, PADDLESLIM, Profile, ProfileRules
 from ..qparams import QParams, asymmetric_qparams, symmetric_qparams
-from ._histbase import HistogramObserverBase, check_bins_count
-from .base import Profile
+from ._histbase import (
+    ExactHistogramStatistics,
+    HistogramObserverBase,
+    SlimHistogramStatistics,
+    check_bins_count,
+)
 
 __all__ = [
     "HistObserver",
@@ -66,8 +78,8 @@ def slim_percent_min_max(
     ``cum = cumsum(hist / sum(hist, float64))`` (float64, sequential);
     ``i_hi = first index with cum >= percent``, ``i_lo = first index with cum >= 1 -
     percent``; ``w = (hist_max - hist_min) / bins``; returns ``(hist_min + (i_lo - 0.5) * w,
-    hist_min + (i_hi - 0.5) * w)`` in float64 (quirks 26-27). PaddleSlim computes this with
-    ``float()`` of a shape-(1,) array, which NumPy 2 rejects (quirk 25); this is what the
+    hist_min + (i_hi - 0.5) * w)`` in float64 (Q26-Q27). PaddleSlim computes this with
+    ``float()`` of a shape-(1,) array, which NumPy 2 rejects (Q25); this is what the
     code computes under NumPy 1.x. If ``cum`` never reaches ``percent`` (possible for
     ``percent = 1`` after rounding), PaddleSlim indexes an empty array: ``IndexError``.
     """
@@ -92,11 +104,11 @@ def slim_uniform_qparams(
 ) -> QParams:
     """PaddleSlim's ``UniformObserver.cal_scales_zero_points`` as a QParams.
 
-    ``(qmin, qmax) = (-2^(b-1), 2^(b-1)-1)`` signed, ``(0, 2^b)`` unsigned (quirk 5);
+    ``(qmin, qmax) = (-2^(b-1), 2^(b-1)-1)`` signed, ``(0, 2^b)`` unsigned (Q5);
     ``lo = min(min_value, 0.)``, ``hi = max(max_value, 0.)`` (Python ``min``/``max``);
     symmetric: ``scale = max(-lo, hi)`` (a threshold), zero point 0 signed or
-    ``(qmax + qmin) / 2`` unsigned (quirk 6); asymmetric: ``scale = (hi - lo) / float(qmax -
-    qmin)`` (a *step*, quirk 7), ``zp = clip(qmin - round(lo / scale), qmin, qmax)`` with
+    ``(qmax + qmin) / 2`` unsigned (Q6); asymmetric: ``scale = (hi - lo) / float(qmax -
+    qmin)`` (a *step*, Q7), ``zp = clip(qmin - round(lo / scale), qmin, qmax)`` with
     Python ``round`` (half to even). A zero asymmetric scale divides by zero in PaddleSlim:
     ``ZeroDivisionError``.
     """
@@ -167,20 +179,20 @@ def percentile_range(hist: ExactHistogram, percent: float) -> tuple[float, float
 class HistObserver(HistogramObserverBase):
     """Percentile observer (PaddleSlim ``HistObserver`` / ``PercentHistObserverLayer``).
 
-    ``profile="paddleslim"``: :class:`~refquant.histogram.SlimHistogram` (quirks 21-24),
-    :func:`slim_percent_min_max` (quirks 25-27: NumPy 1.x value where PaddleSlim raises on
-    NumPy 2), :func:`slim_uniform_qparams` (quirks 5-7, 28). ``compute`` raises
-    ``AssertionError`` when PaddleSlim has no histogram (quirk 22).
+    ``HistObserver(profile="paddleslim")`` is a :class:`_SlimHist`:
+    :class:`~refquant.histogram.SlimHistogram` (Q21-Q24), :func:`slim_percent_min_max`
+    (Q25-Q27: NumPy 1.x value where PaddleSlim raises on NumPy 2),
+    :func:`slim_uniform_qparams` (Q5-Q7, Q28). ``compute`` raises ``AssertionError`` when
+    PaddleSlim has no histogram (Q22).
 
-    ``profile="canonical"``: an :class:`ExactHistogram` of ``|x|`` when ``symmetric`` (else of
-    ``x``), the percentile of the module docstring, and
+    ``profile="canonical"`` gives a :class:`_CanonicalHist`: an :class:`ExactHistogram` of
+    ``|x|`` when ``symmetric`` (else of ``x``), the percentile of the module docstring, and
     :func:`~refquant.qparams.symmetric_qparams` (signed, or unsigned ``[0, T]`` when
     ``sign=False``) / :func:`~refquant.qparams.asymmetric_qparams` (grid signed per
     ``sign``).
 
-    Statistics ingestion: :meth:`observe_histogram` (canonical) and
-    :meth:`observe_slim_batch` (paddleslim), see
-    :class:`refquant.observers._histbase.HistogramObserverBase`.
+    Statistics ingestion: ``observe_histogram`` (canonical) and ``observe_slim_batch``
+    (paddleslim), see :mod:`refquant.observers._histbase`.
     """
 
     def __init__(
@@ -191,10 +203,10 @@ class HistObserver(HistogramObserverBase):
         sign: bool = True,
         symmetric: bool = True,
         *,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
-        check_bins_count(bins_count, quant_bits, profile)
+        check_bins_count(bins_count, quant_bits, self.rules)
         self.percent = check_percent(percent, "percent")
         self.sign = check_flag(sign, "sign")
         self.symmetric = check_flag(symmetric, "symmetric")
@@ -207,12 +219,12 @@ class HistObserver(HistogramObserverBase):
         return {**super()._config(), "bins_count": self.bins_count, "percent": self.percent,
                 "sign": self.sign, "symmetric": self.symmetric}
 
+
+class _CanonicalHist(HistObserver, ExactHistogramStatistics, profile=CANONICAL):
+    """canonical: the exact percentile of an :class:`ExactHistogram` (module docstring)."""
+
     def _compute(self) -> QParams:
         bits = self.quant_bits
-        if self.profile == "paddleslim":
-            hist, hist_min, hist_max = self._slim_histogram()
-            lo, hi = slim_percent_min_max(hist, hist_min, hist_max, self.percent)
-            return slim_uniform_qparams(lo, hi, bits, self.sign, self.symmetric)
         h = self._canonical_histogram()
         if self.symmetric:
             t = percentile_threshold(h, self.percent)
@@ -226,3 +238,13 @@ class HistObserver(HistogramObserverBase):
         qp = asymmetric_qparams(lo, hi, bits, signed=self.sign)
         return QParams(qp.scale, qp.zero_point, qp.qmin, qp.qmax, bits, None, None,
                        convention="step", extra={"min": lo, "max": hi})
+
+
+class _SlimHist(HistObserver, SlimHistogramStatistics, profile=PADDLESLIM):
+    """paddleslim: PaddleSlim's ``PercentHistObserverLayer`` on its :class:`SlimHistogram`
+    (``_cal_min_max_by_percent``, then ``cal_scales_zero_points``)."""
+
+    def _compute(self) -> QParams:
+        hist, hist_min, hist_max = self._slim_histogram()
+        lo, hi = slim_percent_min_max(hist, hist_min, hist_max, self.percent)
+        return slim_uniform_qparams(lo, hi, self.quant_bits, self.sign, self.symmetric)

@@ -1,28 +1,35 @@
 """KL-divergence (entropy) calibration: PaddleSlim's search, vectorized, and a canonical one.
 
+Upstream: PaddlePaddle/PaddleSlim 2.6.0, ``paddleslim/quant/observers/kl.py``
+(``cal_kl_threshold`` L118-178, ``expand_quantized_bins`` L70-93, ``safe_entropy``
+L96-115). Quirk numbers (Q29, ...) are the rows of docs/divergences.md.
+
 Two pure decision functions and one observer:
 
 * :func:`slim_kl_threshold` -- bit-identical to PaddleSlim 2.6.0's ``cal_kl_threshold``
-  (``paddleslim/quant/observers/kl.py``) on NumPy 2, including its dtype-dependent
-  arithmetic, but vectorized (a few ms instead of seconds for 2048 bins).
+  on NumPy 2, including its dtype-dependent arithmetic, but vectorized (a few ms instead
+  of seconds for 2048 bins).
 * :func:`kl_threshold` -- the canonical decision on an exact ``|x|`` histogram
-  (:class:`refquant.histogram.ExactHistogram`): threshold measured from 0 (quirk 29
-  fixed), every candidate from the target bin count up to the last used bin, smallest
-  threshold on ties, and a decision margin.
-* :class:`KLObserver` -- ``KLObserver(quant_bits=8, bins_count=2048)`` with both profiles.
+  (:class:`refquant.histogram.ExactHistogram`): threshold measured from 0 (Q29 fixed),
+  every candidate from the target bin count up to the last used bin, smallest threshold
+  on ties, and a decision margin.
+* :class:`KLObserver` -- ``KLObserver(quant_bits=8, bins_count=2048)``, one variant per
+  profile (:class:`_CanonicalKL`, :class:`_SlimKL`).
 
 PaddleSlim's arithmetic, as it runs on NumPy 2 (NEP 50)
 -------------------------------------------------------
-For each candidate ``i`` in ``[int((n-1)*0.5), n)`` (quirk 30) with ``hist[i-1] != 0``:
+For each candidate ``i`` in ``[int((n-1)*0.5), n)`` (Q30) with ``hist[i-1] != 0``
+(:func:`_candidate_indices`):
 
 * ``P = hist[:i]`` as Python numbers, last element ``P[i-1] += sum(hist[i:])`` where the
   builtin ``sum`` walks NumPy scalars: a *sequential float32* sum for a float32 histogram,
   an exact integer sum for int64; ``P[i-1]`` becomes a NumPy scalar of the hist dtype
-  (Python float + ``np.float32`` is float32 under NEP 50).
+  (Python float + ``np.float32`` is float32 under NEP 50) (:func:`_reference_last_bin`).
 * ``m = int(i / R)`` with ``R = 2**(bits-1) - 1`` target bins; chunks
   ``[c*m, (c+1)*m)`` for ``c < R-1`` and ``[(R-1)*m, i)`` for the last one; each chunk sum is
   a sequential float64 (Python) sum; its value is spread evenly over the chunk's non-zero
-  bins: ``avg = sum / (nonzero + 0.0)``; ``Q_j = avg`` where ``P_j != 0`` else 0.
+  bins: ``avg = sum / (nonzero + 0.0)``; ``Q_j = avg`` where ``P_j != 0`` else 0
+  (:func:`_full_target_bins`, :func:`_last_target_bin`).
 * ``Q_sum`` = sequential float64 sum of ``Q``; ``P_sum = np.sum(hist)`` (pairwise, in the
   hist dtype).
 * ``tmp1 = sum_j p_j*log(Q_sum*p_j)``, ``tmp2 = sum_j p_j*log(P_sum*q_j)`` sequentially over
@@ -30,43 +37,45 @@ For each candidate ``i`` in ``[int((n-1)*0.5), n)`` (quirk 30) with ``hist[i-1] 
   float32 product, and the last term (``p = P[i-1]``, a float32 scalar) turns every
   operation it touches into float32: ``fl32(fl32(tmp1) + fl32(p * fl32(log(fl32(fl32(Q_sum)
   * p)))))``. ``KL = (tmp1 - tmp2) / P_sum`` (float32 for float32 histograms, float64
-  otherwise).
+  otherwise) (:func:`_tmp1_exact` / :class:`_Tmp1Bracket`, :func:`_divergence`).
 * The first candidate initialises the minimum, later ones replace it only when strictly
   smaller: the result is the *first* index of the minimum KL. If no candidate is valid,
   the index walks down from the starting bin to a non-zero bin (or 0).
 * ``threshold = (index + 0.5) * bin_width`` -- measured from 0 although the histogram
-  starts at ``hist_min`` (quirk 29).
+  starts at ``hist_min`` (Q29).
 
 Vectorization and exactness
 ---------------------------
 Every operation above is an IEEE operation that NumPy reproduces exactly (float64 and
 float32 elementwise arithmetic; sequential sums as ``np.cumsum`` or a left-to-right loop of
 vector adds -- an accumulate is sequential by definition), except the logarithm: NumPy's
-SIMD ``np.log`` differs from ``math.log`` in the last bit for about 0.3% of arguments on
-this machine. All logarithms that are few (one per chunk and candidate, and the last-bin
-terms) use ``math.log``. The large family, ``tmp1 = sum_j p_j log(Q_sum p_j)`` (``O(n)``
-terms per candidate), is replaced by a guaranteed interval around
-``log(Q_sum) * sum p_j + sum p_j log p_j`` (prefix sums; error bound in
-:func:`_tmp1_bound`). Every later operation is monotone in ``tmp1``, so evaluating it at
-both ends brackets PaddleSlim's KL value exactly (in float32 the two ends usually round to
-the same value). Candidates whose lower end exceeds the smallest upper end are provably
-not minimal; the others, when not already known exactly, are recomputed with
-``math.log`` and PaddleSlim's summation order, and the first exact minimum wins. So the
-returned threshold equals PaddleSlim's bit for bit, in ``O(n * (n/R + R))`` vector work.
+SIMD ``np.log`` differs from ``math.log`` in the last bit for some arguments (about 0.3% on
+an AVX-512 CPU; the code path depends on the CPU). All logarithms that are few (one per
+chunk and candidate, and the last-bin terms) use ``math.log``. The large family,
+``tmp1 = sum_j p_j log(Q_sum p_j)`` (``O(n)`` terms per candidate), is replaced by a
+guaranteed interval around ``log(Q_sum) * sum p_j + sum p_j log p_j`` (prefix sums; error
+bound in :func:`_tmp1_bound`), valid whatever ``np.log``'s last bit. Every later operation
+is monotone in ``tmp1``, so evaluating it at both ends brackets PaddleSlim's KL value
+exactly (in float32 the two ends usually round to the same value). Candidates whose lower
+end exceeds the smallest upper end are provably not minimal; the others, when not already
+known exactly, are recomputed with ``math.log`` and PaddleSlim's summation order, and the
+first exact minimum wins. So the returned threshold equals PaddleSlim's bit for bit, in
+``O(n * (n/R + R))`` vector work.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from .._validation import check_bits
+from ..profiles import CANONICAL, PADDLESLIM, Profile, ProfileRules
 from ..qparams import QParams, symmetric_qparams
-from ._histbase import HistogramObserverBase
-from .base import Profile
+from ._histbase import ExactHistogramStatistics, HistogramObserverBase, SlimHistogramStatistics
 
 __all__ = [
     "slim_kl_threshold",
@@ -129,129 +138,194 @@ def slim_kl_divergences(
     return idx, kl
 
 
-def _slim_kl_core(
-    h: np.ndarray, bits: int, exact: bool, only: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorized KL of every valid candidate: ``(indices, kl_low, kl_high)``.
+# ---------------------------------------------------------------------------------------
+# PaddleSlim's search, one candidate step at a time, vectorized over the candidates.
+# Upstream: PaddlePaddle/PaddleSlim, paddleslim/quant/observers/kl.py (2.6.0):
+# cal_kl_threshold L118-178, expand_quantized_bins L70-93, safe_entropy L96-115.
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _SlimKLHistogram:
+    """What every candidate of one ``cal_kl_threshold(hist, bin_width, bits)`` call shares.
 
-    With ``exact=True`` ``kl_low == kl_high`` are PaddleSlim's values bit for bit; with
-    ``exact=False`` they bracket them (guaranteed, see :func:`_tmp1_bound`).
+    ``hist`` as given (integer, float32 or float64); ``counts`` its values as float64
+    (the Python numbers of ``hist.tolist()``; exact below ``2**53``); ``counts_or_one``
+    the same with 1 in the empty bins (a ``log`` argument whose term is ``0 * log(...)``);
+    ``nonzero`` the mask ``hist != 0`` and ``nonzero_before[j]`` the number of non-zero
+    bins below ``j``; ``p_sum`` is ``P_sum = np.sum(hist)`` (L132: NumPy's pairwise sum in
+    the hist dtype); ``target_bins`` is ``R = quant_range = 2**(bits-1) - 1`` (L130);
+    ``kl_dtype`` the dtype of PaddleSlim's KL values: float32 for a float32 histogram,
+    float64 otherwise.
     """
-    n = h.shape[0]
-    start = int((n - 1) * 0.5)
-    R = 2 ** (bits - 1) - 1
-    narrow = h.dtype == np.float32
-    ints = h.dtype.kind in "iu"
-    f32 = np.float32
-    h64 = h.astype(np.float64)
-    p_sum = np.sum(h.ravel())  # pairwise, hist dtype (as PaddleSlim)
-    p_sum_f = float(p_sum)
-    nz = h != 0
-    cnz = np.concatenate([[0], np.cumsum(nz, dtype=np.int64)])
-    first = max(start, 1)
-    cand = np.arange(first, n)
-    cand = cand[nz[cand - 1]]
-    empty = np.zeros(0, dtype=np.float32 if narrow else np.float64)
-    if cand.size == 0:
-        return cand, empty, empty
-    outliers = _seq_suffix_sums(h, first)[cand - first]
-    if only is not None:
-        keep = np.isin(cand, only)
-        cand, outliers = cand[keep], outliers[keep]
-    if ints:
-        p_last64 = (h[cand - 1].astype(np.int64) + outliers).astype(np.float64)
-    elif narrow:
-        p_last32 = h[cand - 1] + outliers  # float32 + float32 (NEP 50: P[i-1] += sum)
-        p_last64 = p_last32.astype(np.float64)
-    else:
-        p_last64 = h64[cand - 1] + outliers
-    hsafe = np.where(nz, h64, 1.0)  # log argument 1 where p == 0: the term is 0*log = 0
-    kdt = np.float32 if narrow else np.float64
-    out_lo = np.empty(cand.size, dtype=kdt)
-    out_hi = np.empty(cand.size, dtype=kdt)
-    if not exact:
-        # prefix sums for the approximation tmp1 ~ log(Q_sum) * H + G (see _tmp1_interval)
-        hlogh = h64 * np.log(hsafe)
-        pre_h = np.concatenate([[0.0], np.cumsum(h64)])
-        pre_g = np.concatenate([[0.0], np.cumsum(hlogh)])
-        pre_ga = np.concatenate([[0.0], np.cumsum(np.abs(hlogh))])
-    ms = cand // R
-    for m in np.unique(ms):
-        sel = np.flatnonzero(ms == m)
-        I = cand[sel]
-        m = int(m)
-        base_end = (R - 1) * m
-        # -- fixed chunks [c*m, (c+1)*m), c < R-1: shared by every candidate with this m
-        if base_end > 0:
-            blk = h64[:base_end].reshape(R - 1, m)
-            csum = np.cumsum(blk, axis=1)[:, -1]
-            cnt = nz[:base_end].reshape(R - 1, m).sum(axis=1)
-            avg_fixed = np.where(cnt > 0, csum / np.maximum(cnt, 1).astype(np.float64), 0.0)
-            e_base = np.where(nz[:base_end], np.repeat(avg_fixed, m), 0.0)
-            q_pre = float(np.cumsum(e_base)[-1])
-            if narrow:
-                args = (p_sum * avg_fixed.astype(f32)).astype(np.float64)
-            else:
-                args = p_sum_f * avg_fixed
-            l2_fixed = np.array(
-                [math.log(a) if c > 0 else 0.0
-                 for a, c in zip(args.tolist(), cnt.tolist(), strict=True)]
-            )
-            t2_base = h64[:base_end] * np.repeat(l2_fixed, m)
-            a2_pre = float(np.cumsum(t2_base)[-1])
-        else:
-            q_pre = 0.0
-            a2_pre = 0.0
-        # -- last chunk [(R-1)m, i): per candidate
-        tail_cum = np.cumsum(h64[base_end:])
-        last_sum = tail_cum[I - 1 - base_end]
-        last_cnt = (cnz[I] - cnz[base_end]).astype(np.float64)
-        last_avg = last_sum / last_cnt
-        tlen = int(I.max()) - base_end
-        jj = np.arange(base_end, base_end + tlen)
-        inside = jj[None, :] < I[:, None]
-        tail_e = np.where(inside & nz[base_end : base_end + tlen][None, :],
-                          last_avg[:, None], 0.0)
-        tail_e[:, 0] = q_pre + tail_e[:, 0]
-        q_sum = np.cumsum(tail_e, axis=1)[:, -1]
-        # tmp2 over j < i-1: fixed prefix + tail terms with the last chunk's log
-        if narrow:
-            l2_args = (p_sum * last_avg.astype(f32)).astype(np.float64)
-        else:
-            l2_args = p_sum_f * last_avg
-        l2_last = np.array([math.log(a) for a in l2_args.tolist()])
-        before_last = jj[None, :] < (I - 1)[:, None]
-        t2_tail = np.where(before_last, h64[base_end : base_end + tlen][None, :]
-                           * l2_last[:, None], 0.0)
-        t2_tail[:, 0] = a2_pre + t2_tail[:, 0]
-        a2 = np.cumsum(t2_tail, axis=1)[:, -1]
-        # tmp1 over j < i-1: exactly (math.log) or as a guaranteed interval
-        if exact:
-            a1 = np.array([_exact_tmp1(float(qs), hsafe, h64, int(i))
-                           for qs, i in zip(q_sum, I, strict=True)])
-            a1_lo = a1_hi = a1
-        else:
-            k = np.maximum(I - 1, 0)
-            lq = np.log(q_sum)
-            approx = lq * pre_h[k] + pre_g[k]
-            mag = pre_h[k] * (1.0 + np.abs(lq)) + pre_ga[k]
-            delta = _tmp1_bound(n) * mag
-            a1_lo, a1_hi = approx - delta, approx + delta
-        pl = p_last64[sel]
-        if narrow:
-            pl32 = p_last32[sel]
-            a_arg = (q_sum.astype(f32) * pl32).astype(np.float64)
-            u1 = pl32 * np.array([math.log(a) for a in a_arg.tolist()]).astype(f32)
-            t2 = a2.astype(f32) + pl32 * l2_last.astype(f32)
-            # every remaining operation is monotone non-decreasing in tmp1
-            out_lo[sel] = ((a1_lo.astype(f32) + u1) - t2) / p_sum
-            out_hi[sel] = ((a1_hi.astype(f32) + u1) - t2) / p_sum
-        else:
-            u1 = pl * np.array([math.log(a) for a in (q_sum * pl).tolist()])
-            t2 = a2 + pl * l2_last
-            out_lo[sel] = ((a1_lo + u1) - t2) / p_sum_f
-            out_hi[sel] = ((a1_hi + u1) - t2) / p_sum_f
-    return cand, out_lo, out_hi
+
+    hist: np.ndarray
+    counts: np.ndarray
+    counts_or_one: np.ndarray
+    nonzero: np.ndarray
+    nonzero_before: np.ndarray
+    p_sum: np.generic
+    target_bins: int
+    kl_dtype: type
+
+    @classmethod
+    def of(cls, h: np.ndarray, bits: int) -> _SlimKLHistogram:
+        counts = h.astype(np.float64)
+        nonzero = h != 0
+        return cls(
+            hist=h,
+            counts=counts,
+            counts_or_one=np.where(nonzero, counts, 1.0),
+            nonzero=nonzero,
+            nonzero_before=np.concatenate([[0], np.cumsum(nonzero, dtype=np.int64)]),
+            p_sum=np.sum(h.ravel()),
+            target_bins=2 ** (bits - 1) - 1,
+            kl_dtype=np.float32 if h.dtype == np.float32 else np.float64,
+        )
+
+    def log_p_sum_times(self, q: np.ndarray) -> np.ndarray:
+        """``math.log(P_sum * q_j)`` for each value ``q_j`` (a Python float), as in L114.
+
+        The product is float32 for a float32 histogram (``P_sum`` is an ``np.float32``, which
+        wins over a Python float under NEP 50), float64 otherwise; ``q_j`` must be > 0.
+        """
+        dt = self.kl_dtype
+        args = (dt(self.p_sum) * q.astype(dt)).astype(np.float64)
+        return np.array([math.log(a) for a in args.tolist()], dtype=np.float64)
+
+
+def _candidate_indices(kh: _SlimKLHistogram) -> np.ndarray:
+    """The clip points ``i`` PaddleSlim evaluates (L129, L137-141).
+
+    ``for i in range(int((n - 1) * 0.5), n)`` (only the upper half: Q30), skipping
+    (``continue``) every ``i`` whose last kept bin ``hist[i-1]`` is empty; ``i >= 1`` (the
+    caller reports PaddleSlim's ``IndexError`` for ``i = 0``).
+    """
+    n = kh.hist.shape[0]
+    cand = np.arange(max(int((n - 1) * 0.5), 1), n)
+    return cand[kh.nonzero[cand - 1]]
+
+
+def _reference_last_bin(kh: _SlimKLHistogram, cand: np.ndarray) -> np.ndarray:
+    """Last bin of the reference distribution ``P``: ``P[i-1] = hist[i-1] + sum(hist[i:])``.
+
+    L138-142: ``reference_distr_P = hist[0:i].tolist()``, then ``P[i-1] += outliers_count``
+    with ``outliers_count = sum(hist[i:])``, the builtin ``sum`` over NumPy scalars: a
+    sequential sum in the hist dtype (exact int64 for an integer histogram), and the sum
+    keeps that dtype (NEP 50). The clipped mass moves into the last kept bin.
+    """
+    first = int(cand[0])
+    outliers = _seq_suffix_sums(kh.hist, first)[cand - first]
+    return kh.hist[cand - 1].astype(outliers.dtype) + outliers
+
+
+def _full_target_bins(kh: _SlimKLHistogram, m: int) -> tuple[float, float]:
+    """The ``R - 1`` full target bins ``[c m, (c+1) m)``, ``c < R - 1``, of the candidate
+    distribution ``Q`` for every candidate with ``num_merged_bins = int(i / R) = m``.
+
+    L144-155 and ``expand_quantized_bins`` (L70-93): target bin ``c`` holds the mass
+    ``G_c = sum(hist[c m:(c+1) m])`` (the builtin ``sum`` of Python numbers: sequential
+    float64, exact for counts), spread evenly over its non-zero bins,
+    ``q_j = G_c / (nz_c + 0.0)`` where ``P_j != 0`` and ``q_j = 0`` elsewhere (below
+    ``i - 1``, ``P_j != 0`` exactly when ``hist[j] != 0``). Returns the sequential float64
+    sums over these ``(R - 1) m`` bins, in order, of ``q_j`` (the start of
+    ``Q_sum = sum(Q)``, L158) and of ``p_j * math.log(P_sum * q_j)`` (the start of
+    ``tmp_sum2``, L114; an empty bin's term is 0).
+    """
+    width = (kh.target_bins - 1) * m
+    if width == 0:
+        return 0.0, 0.0
+    chunks = (kh.target_bins - 1, m)
+    mass = np.cumsum(kh.counts[:width].reshape(chunks), axis=1)[:, -1]
+    nonzero = kh.nonzero[:width].reshape(chunks).sum(axis=1)
+    q = np.where(nonzero > 0, mass / np.maximum(nonzero, 1).astype(np.float64), 0.0)
+    q_bins = np.where(kh.nonzero[:width], np.repeat(q, m), 0.0)
+    log_pq = np.zeros(q.shape, dtype=np.float64)
+    log_pq[nonzero > 0] = kh.log_p_sum_times(q[nonzero > 0])
+    tmp2_terms = kh.counts[:width] * np.repeat(log_pq, m)
+    return float(np.cumsum(q_bins)[-1]), float(np.cumsum(tmp2_terms)[-1])
+
+
+def _last_target_bin(
+    kh: _SlimKLHistogram, cand: np.ndarray, m: int, q_head: float, tmp2_head: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The last target bin ``[(R-1) m, i)`` of each candidate ``i`` (L154-155: ``j_end = i``),
+    after the full ones of :func:`_full_target_bins` (``q_head``, ``tmp2_head``).
+
+    Its mass ``G = sum(hist[(R-1) m:i])`` (sequential float64) is spread over its ``nz``
+    non-zero bins (``nz >= 1`` since ``hist[i-1] != 0``): ``q_last = G / nz``. Returns, per
+    candidate, ``Q_sum`` (the sequential sum of ``Q`` continued over this bin, L158),
+    ``tmp_sum2`` over every ``j < i - 1`` (L114; the term of ``j = i - 1`` is added by
+    :func:`_divergence`) and ``math.log(P_sum * q_last)``.
+    """
+    start = (kh.target_bins - 1) * m
+    stop = int(cand.max())
+    counts, nonzero = kh.counts[start:stop], kh.nonzero[start:stop]
+    mass = np.cumsum(counts)[cand - 1 - start]
+    count = (kh.nonzero_before[cand] - kh.nonzero_before[start]).astype(np.float64)
+    q_last = mass / count
+    bins = np.arange(start, stop)
+    q_bins = np.where((bins[None, :] < cand[:, None]) & nonzero[None, :], q_last[:, None], 0.0)
+    q_bins[:, 0] = q_head + q_bins[:, 0]
+    q_sum = np.cumsum(q_bins, axis=1)[:, -1]
+    log_pq_last = kh.log_p_sum_times(q_last)
+    tmp2_terms = np.where(bins[None, :] < (cand - 1)[:, None],
+                          counts[None, :] * log_pq_last[:, None], 0.0)
+    tmp2_terms[:, 0] = tmp2_head + tmp2_terms[:, 0]
+    tmp2 = np.cumsum(tmp2_terms, axis=1)[:, -1]
+    return q_sum, tmp2, log_pq_last
+
+
+def _tmp1_exact(
+    kh: _SlimKLHistogram, q_sum: np.ndarray, cand: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``tmp_sum1`` over ``j < i - 1`` exactly as PaddleSlim sums it (L113), twice.
+
+    ``sum_j p_j * math.log(Q_sum * p_j)``, sequential float64, one ``math.log`` per bin and
+    candidate (``O(n)`` each): slow, used for the few candidates the bracket cannot decide.
+    Returned as a bracket ``(value, value)``.
+    """
+    vals = np.zeros(cand.size, dtype=np.float64)
+    for k, (qs, i) in enumerate(zip(q_sum.tolist(), cand.tolist(), strict=True)):
+        if i >= 2:
+            args = (qs * kh.counts_or_one[: i - 1]).tolist()
+            logs = np.fromiter(map(math.log, args), dtype=np.float64, count=i - 1)
+            vals[k] = np.cumsum(kh.counts[: i - 1] * logs)[-1]
+    return vals, vals
+
+
+@dataclass(frozen=True)
+class _Tmp1Bracket:
+    """Guaranteed bracket of ``tmp_sum1`` over ``j < i - 1`` (L113) from prefix sums.
+
+    ``sum_j p_j ln(Q_sum p_j) = ln(Q_sum) H + G`` with ``H = sum p_j`` (``mass``) and
+    ``G = sum p_j ln p_j`` (``plogp``) over ``j < i - 1``, both prefix sums shared by every
+    candidate; the bracket is that value ``+- delta``, ``delta = _tmp1_bound(n) * (H (1 +
+    |ln Q_sum|) + sum |p_j ln p_j|)`` (:func:`_tmp1_bound`), which contains PaddleSlim's
+    sequential ``math.log`` sum.
+    """
+
+    mass: np.ndarray
+    plogp: np.ndarray
+    plogp_abs: np.ndarray
+    bound: float
+
+    @classmethod
+    def of(cls, kh: _SlimKLHistogram) -> _Tmp1Bracket:
+        plogp = kh.counts * np.log(kh.counts_or_one)
+
+        def prefix(v: np.ndarray) -> np.ndarray:
+            return np.concatenate([[0.0], np.cumsum(v)])
+
+        return cls(prefix(kh.counts), prefix(plogp), prefix(np.abs(plogp)),
+                   _tmp1_bound(kh.hist.shape[0]))
+
+    def __call__(
+        self, kh: _SlimKLHistogram, q_sum: np.ndarray, cand: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        k = np.maximum(cand - 1, 0)
+        log_q = np.log(q_sum)
+        approx = log_q * self.mass[k] + self.plogp[k]
+        delta = self.bound * (self.mass[k] * (1.0 + np.abs(log_q)) + self.plogp_abs[k])
+        return approx - delta, approx + delta
 
 
 def _tmp1_bound(n: int) -> float:
@@ -270,24 +344,76 @@ def _tmp1_bound(n: int) -> float:
     return 16.0 * 2.0 * (n + 8) * 2.0**-53
 
 
-def _exact_tmp1(q_sum: float, hsafe: np.ndarray, h64: np.ndarray, i: int) -> float:
-    """``sum_{j < i-1} p_j * math.log(Q_sum * p_j)``, sequential, as PaddleSlim computes it."""
-    if i < 2:
-        return 0.0
-    args = (q_sum * hsafe[: i - 1]).tolist()
-    logs = np.fromiter(map(math.log, args), dtype=np.float64, count=i - 1)
-    return float(np.cumsum(h64[: i - 1] * logs)[-1])
+def _divergence(
+    kh: _SlimKLHistogram, tmp1: np.ndarray, tmp2: np.ndarray, q_sum: np.ndarray,
+    p_last: np.ndarray, log_pq_last: np.ndarray,
+) -> np.ndarray:
+    """PaddleSlim's KL of each candidate from its partial sums (``safe_entropy``, L113-115).
+
+    Adds the terms of the last kept bin ``p = P[i-1]`` (:func:`_reference_last_bin`),
+    ``tmp_sum1 += p * log(Q_sum * p)`` and ``tmp_sum2 += p * log(P_sum * q_last)``, and
+    returns ``(tmp_sum1 - tmp_sum2) / P_sum``. ``p`` is a NumPy scalar of the hist dtype,
+    so every operation it touches runs in that dtype (NEP 50): for a float32 histogram
+    ``fl32(fl32(fl32(tmp1) + fl32(p * fl32(log(fl32(fl32(Q_sum) * p))))) - fl32(fl32(tmp2)
+    + fl32(p * fl32(log(...))))) / P_sum``; for an integer histogram ``p`` meets Python
+    floats and everything is float64. The result is non-decreasing in ``tmp1``, so the ends
+    of a bracket of ``tmp1`` give the ends of a bracket of the KL.
+    """
+    p = p_last if p_last.dtype.kind == "f" else p_last.astype(np.float64)
+    dt = p.dtype.type
+    args = (q_sum.astype(dt) * p).astype(np.float64).tolist()
+    term1 = p * np.array([math.log(a) for a in args], dtype=np.float64).astype(dt)
+    tmp2_all = tmp2.astype(dt) + p * log_pq_last.astype(dt)
+    return ((tmp1.astype(dt) + term1) - tmp2_all) / dt(float(kh.p_sum))
+
+
+def _slim_kl_core(
+    h: np.ndarray, bits: int, exact: bool, only: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PaddleSlim's KL of every candidate (of those in ``only``): ``(indices, kl_low, kl_high)``.
+
+    The body of ``cal_kl_threshold``'s loop (L137-160), vectorized: the candidates
+    (:func:`_candidate_indices`), the reference ``P`` with the clipped mass in its last bin
+    (:func:`_reference_last_bin`), the candidate ``Q`` quantized into ``R`` target bins and
+    expanded back (:func:`_full_target_bins`, shared by every candidate with the same
+    ``num_merged_bins``, then :func:`_last_target_bin`), and the divergence
+    (:func:`_tmp1_exact` or :class:`_Tmp1Bracket`, then :func:`_divergence`). With
+    ``exact=True`` ``kl_low == kl_high`` are PaddleSlim's values bit for bit; with
+    ``exact=False`` they bracket them (guaranteed, :func:`_tmp1_bound`).
+    """
+    kh = _SlimKLHistogram.of(h, bits)
+    cand = _candidate_indices(kh)
+    if only is not None:
+        cand = cand[np.isin(cand, only)]
+    kl_low: np.ndarray = np.empty(cand.size, dtype=kh.kl_dtype)
+    kl_high: np.ndarray = np.empty(cand.size, dtype=kh.kl_dtype)
+    if cand.size == 0:
+        return cand, kl_low, kl_high
+    p_last = _reference_last_bin(kh, cand)
+    tmp1 = _tmp1_exact if exact else _Tmp1Bracket.of(kh)
+    merged = cand // kh.target_bins  # num_merged_bins = int(i / quant_range), L145
+    for m in np.unique(merged).tolist():
+        sel = np.flatnonzero(merged == m)
+        i = cand[sel]
+        q_head, tmp2_head = _full_target_bins(kh, m)
+        q_sum, tmp2, log_pq_last = _last_target_bin(kh, i, m, q_head, tmp2_head)
+        low, high = tmp1(kh, q_sum, i)
+        kl_low[sel] = _divergence(kh, low, tmp2, q_sum, p_last[sel], log_pq_last)
+        kl_high[sel] = (kl_low[sel] if high is low else
+                        _divergence(kh, high, tmp2, q_sum, p_last[sel], log_pq_last))
+    return cand, kl_low, kl_high
 
 
 def slim_kl_threshold(hist: Any, bin_width: float, bits: int = 8) -> float:
     """PaddleSlim's ``cal_kl_threshold(hist, bin_width, bits)``, bit for bit, vectorized.
 
-    ``hist`` is PaddleSlim's histogram state (int64 after one batch -- quirk 21 -- float32
+    ``hist`` is PaddleSlim's histogram state (int64 after one batch -- Q21 -- float32
     after merges, float64 accepted). Returns ``(index + 0.5) * bin_width`` (a Python float),
-    measured from 0 (quirk 29); only indices ``>= int((bins-1)*0.5)`` are searched with
-    ``2**(bits-1) - 1`` target bins (quirk 30). Error paths (quirk 31): a non-1-D ``hist``
+    measured from 0 (Q29); only indices ``>= int((bins-1)*0.5)`` are searched with
+    ``2**(bits-1) - 1`` target bins (Q30). Error paths (Q31): a non-1-D ``hist``
     raises ``AssertionError``; fewer than 3 bins raise ``IndexError`` (PaddleSlim indexes an
-    empty list).
+    empty list). Without a valid candidate the index walks down from the starting bin to a
+    non-empty one (L170-177).
     """
     h = _check_hist(hist)
     bits = check_bits(bits, "bits", low=2, high=32)
@@ -316,7 +442,8 @@ def _first_exact_min(
 
     A candidate whose ``lo`` exceeds the smallest ``hi`` cannot be minimal. Among the rest,
     those with ``lo == hi`` are known exactly; the others are recomputed with ``math.log``.
-    The result is the first index attaining the minimum (PaddleSlim's strict ``<`` scan).
+    The result is the first index attaining the minimum (PaddleSlim's strict ``<`` scan,
+    ``cal_kl_threshold`` L161-169).
     """
     upper = hi.min()
     maybe = np.flatnonzero(lo <= upper)
@@ -344,7 +471,7 @@ def kl_threshold(
 ) -> tuple[float, float, int]:
     """Canonical KL threshold on a histogram of ``|x|`` whose bin ``j`` is ``[j*w, (j+1)*w)``.
 
-    Definition (quirks 29-30 fixed):
+    Definition (Q29-Q30 fixed):
 
     * ``n_used`` = index of the last non-zero bin + 1; ``T = 2**(bits-1) - 1`` target bins.
     * Zero-bin levelling: when ``n_used > 1``, the search runs on a copy of the counts with
@@ -434,19 +561,20 @@ def kl_threshold(
 class KLObserver(HistogramObserverBase):
     """KL-divergence observer: ``KLObserver(quant_bits=8, bins_count=2048)``.
 
-    ``profile="paddleslim"``: PaddleSlim's ``KLObserverLayer`` (``S/observers/kl.py``,
-    ``base_hist.py``): the order-dependent histogram of :class:`SlimHistogram` (quirks
-    21-24), the search of :func:`slim_kl_threshold` (quirks 29-30), scale
-    ``max(-min(0, 0.), max(thr, 0.))`` = ``thr``, zero point 0, ``(qmin, qmax) = (-2^(b-1),
-    2^(b-1)-1)``. A constant or single-element first batch leaves no histogram, and
-    ``compute`` raises ``AssertionError`` like ``scales()`` (quirk 22/31).
+    ``KLObserver(profile="paddleslim")`` is a :class:`_SlimKL`, PaddleSlim's
+    ``KLObserverLayer`` (PaddlePaddle/PaddleSlim, ``paddleslim/quant/observers/kl.py`` and
+    ``base_hist.py``): the order-dependent histogram of :class:`SlimHistogram` (Q21-Q24),
+    the search of :func:`slim_kl_threshold` (Q29-Q30), scale ``max(-min(0, 0.), max(thr,
+    0.))`` = ``thr``, zero point 0, ``(qmin, qmax) = (-2^(b-1), 2^(b-1)-1)``. A constant or
+    single-element first batch leaves no histogram, and ``compute`` raises
+    ``AssertionError`` like ``scales()`` (Q22, Q31).
 
-    ``profile="canonical"``: an :class:`ExactHistogram` of ``|x|`` and :func:`kl_threshold`;
-    QParams via :func:`refquant.qparams.symmetric_qparams` with ``margin``.
+    ``profile="canonical"`` gives a :class:`_CanonicalKL`: an :class:`ExactHistogram` of
+    ``|x|`` and :func:`kl_threshold`; QParams via :func:`refquant.qparams.symmetric_qparams`
+    with ``margin``.
 
-    Statistics ingestion: :meth:`observe_histogram` (canonical, a symmetric histogram) and
-    :meth:`observe_slim_batch` (paddleslim), see
-    :class:`refquant.observers._histbase.HistogramObserverBase`.
+    Statistics ingestion: ``observe_histogram`` (canonical, a symmetric histogram) and
+    ``observe_slim_batch`` (paddleslim), see :mod:`refquant.observers._histbase`.
     """
 
     symmetric = True
@@ -457,7 +585,7 @@ class KLObserver(HistogramObserverBase):
         quant_bits: int = 8,
         bins_count: int = 2048,
         *,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
         super().__init__(quant_bits, bins_count, profile=profile,
@@ -466,18 +594,29 @@ class KLObserver(HistogramObserverBase):
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "bins_count": self.bins_count}
 
+
+class _CanonicalKL(KLObserver, ExactHistogramStatistics, profile=CANONICAL):
+    """canonical: :func:`kl_threshold` on the exact histogram of ``|x|``."""
+
     def _compute(self) -> QParams:
         bits = self.quant_bits
-        if self.profile == "paddleslim":
-            hist, hist_min, hist_max = self._slim_histogram()
-            bin_width = (hist_max - hist_min) / self.bins_count
-            thr = slim_kl_threshold(hist, bin_width, bits)
-            scale = max(-min(0.0, 0.0), max(thr, 0.0))
-            qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-            return QParams(np.float32(scale), np.zeros((), np.int64), qmin, qmax, bits, None,
-                           None, extra={"threshold": thr})
         h = self._canonical_histogram()
         thr, margin, i = kl_threshold(h.counts, h.width, h.abs_max, bits)
         qp = symmetric_qparams(-thr, thr, bits)
         return QParams(qp.scale, qp.zero_point, qp.qmin, qp.qmax, bits, None, margin,
                        extra={"threshold": thr, "bins_kept": i})
+
+
+class _SlimKL(KLObserver, SlimHistogramStatistics, profile=PADDLESLIM):
+    """paddleslim: ``cal_kl_threshold`` (:func:`slim_kl_threshold`) on PaddleSlim's
+    histogram, with the bin width ``(hist_max - hist_min) / bins`` (``kl.py`` L62-64)."""
+
+    def _compute(self) -> QParams:
+        bits = self.quant_bits
+        hist, hist_min, hist_max = self._slim_histogram()
+        bin_width = (hist_max - hist_min) / self.bins_count
+        thr = slim_kl_threshold(hist, bin_width, bits)
+        scale = max(-min(0.0, 0.0), max(thr, 0.0))
+        qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        return QParams(np.float32(scale), np.zeros((), np.int64), qmin, qmax, bits, None,
+                       None, extra={"threshold": thr})

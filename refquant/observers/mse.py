@@ -1,6 +1,9 @@
-"""MSEObserver: the abs-max fraction minimising the quantization MSE (``.../observers/mse.py``).
+"""MSEObserver: the abs-max fraction minimising the quantization MSE.
 
-canonical
+Upstream: PaddlePaddle/PaddleSlim 2.6.0, ``paddleslim/quant/observers/mse.py``. Quirk
+numbers (Q1, ...) are the rows of docs/divergences.md. One variant per profile:
+
+canonical (:class:`_CanonicalMSE`)
     Statistics: an :class:`refquant.histogram.ExactHistogram` of ``|x|`` over everything
     observed (order-free, exactly mergeable). Decision: :func:`refquant.observers.search.
     search_scale` -- ``argmin_k MSE(S_k)``, ``S_k = fl32(k/50 * abs_max)``, ``k = 15..50``
@@ -17,8 +20,8 @@ canonical
     w/2 (2E + w/2) + f_b (d/2 + w/2)^2`` where ``f_b`` is the fraction of values in
     boundary bins (at most ``qmax + 1`` bins). The default ``bins = 2**max(12, bits + 4)``
     keeps ``w <= d / 5`` for every candidate (``d >= 0.3 abs_max / qmax``).
-paddleslim
-    PaddleSlim 2.6.0's ``MSEObserverLayer`` (items 1, 2, 15-18), per batch:
+paddleslim (:class:`_SlimMSE`)
+    PaddleSlim 2.6.0's ``MSEObserverLayer`` (Q1, Q2, Q15-Q18), per batch:
     ``abs_max = float(max |x|)`` (floored to ``1e-8`` when 0), candidates ``s * abs_max`` for
     the 35 accumulated factors (no 1.0), losses ``paddle.mean((x - qdq(x))**2)`` with the
     bit-exact :func:`refquant.kernels.slim.quant_dequant` (clip ``[-qmax-1, qmax]``), and
@@ -30,7 +33,7 @@ paddleslim
     raises ``RuntimeError`` as on Paddle's CPU (:func:`refquant.observers.search.
     reject_slim_float16`).
 
-    Losses differ from Paddle's in the last bits (Paddle's ``** 2`` is inexact, quirk 4), so
+    Losses differ from Paddle's in the last bits (Paddle's ``** 2`` is inexact, Q4), so
     ``margin`` is the relative gap between the best and second-best of {carried loss, this
     batch's 35 losses} and ``extra['bound']`` the relative gap below which Paddle may decide
     differently (:func:`refquant.observers.search.decision_bound`).
@@ -46,13 +49,13 @@ import numpy as np
 from .._validation import as_real_array, check_int
 from ..histogram import ExactHistogram
 from ..kernels.slim import SEARCH_FACTORS
-from ..qparams import QParams, integer_range
+from ..profiles import CANONICAL, PADDLESLIM, Profile, ProfileRules
+from ..qparams import QParams
 from ._histbase import check_histogram
 from .absmax import abs_max, slim_py_scale
-from .base import ObserverBase, Profile
+from .base import ObserverBase
 from .search import (
     decision_bound,
-    emd_loss_bound,
     per_tensor_qparams,
     reject_slim_float16,
     relative_margin,
@@ -80,13 +83,22 @@ def default_bins(bits: int) -> int:
 
 
 class _SearchObserver(ObserverBase):
+    """Constructor and configuration of the MSE / EMD searching observers.
+
+    Each family (:class:`MSEObserver`, :class:`refquant.observers.emd.EMDObserver`) has one
+    variant per profile, taking its statistics and decision from :class:`_CanonicalSearch`
+    (exact histogram of ``|x|``, :func:`~refquant.observers.search.search_scale`) or
+    :class:`_SlimSearch` (PaddleSlim's per-batch search with its carried loss). ``_loss``
+    names the loss (``"mse"`` or ``"emd"``).
+    """
+
     _loss = "mse"
 
     def __init__(
         self,
         quant_bits: int = 8,
         *,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         ignore_nonfinite: bool = False,
         bins: int | None = None,
     ) -> None:
@@ -106,47 +118,29 @@ class _SearchObserver(ObserverBase):
     def _hist_bins(self) -> int:
         return default_bins(self.quant_bits) if self._bins_arg is None else self._bins_arg
 
-    def _reset(self) -> None:
-        if self.profile == "canonical":
-            self._hist = ExactHistogram(self._hist_bins(), symmetric=True)
-        self._carried = math.inf  # PaddleSlim's calibration_loss
-        self._choice = math.nan  # PaddleSlim's _mse_max / _emd_max (Python float)
-        self._margin = math.inf
-        self._extra: dict = {}
+    def observe_histogram(self, hist: ExactHistogram, *, batches: int = 1) -> None:
+        """Fold in an :class:`ExactHistogram` of ``|x|`` (canonical profile; see
+        :meth:`_CanonicalSearch.observe_histogram`). Other profiles raise ``ValueError``."""
+        self._refuse("observe_histogram")
 
-    def _batch_max(self, x: np.ndarray) -> float:
-        return abs_max(x)
+    def observe_losses(self, batch_max: float, losses: Any, *, bound: float) -> None:
+        """Fold in one batch's PaddleSlim search statistics (paddleslim profile; see
+        :meth:`_SlimSearch.observe_losses`). Other profiles raise ``ValueError``."""
+        self._refuse("observe_losses")
+
+
+class _CanonicalSearch(_SearchObserver):
+    """canonical statistics and decision: an exact histogram of ``|x|`` over everything
+    observed (order-free, merged exactly) and :func:`~refquant.observers.search.
+    search_scale` on it. With ``ignore_nonfinite`` the non-finite values are dropped."""
+
+    def _reset(self) -> None:
+        self._hist = ExactHistogram(self._hist_bins(), symmetric=True)
 
     def _observe(self, x: np.ndarray) -> None:
-        if self.profile == "canonical":
-            if self.ignore_nonfinite:
-                x = x[np.isfinite(x)]
-            self._hist.add(x)
-            return
-        reject_slim_float16(x, type(self).__name__)
-        flat = x.reshape(-1)
-        am = self._batch_max(flat)
-        scales = slim_candidates(am)
-        if math.isfinite(1e-8 if am == 0.0 else am):
-            qmax = 2 ** (self.quant_bits - 1) - 1
-            losses = slim_search_losses(flat, scales, qmax, self._loss)  # type: ignore[arg-type]
-        else:
-            losses = np.full(len(scales), math.nan)
-        if self._loss == "mse":
-            bound = decision_bound(flat.size, flat.dtype.type)
-        else:
-            bound = emd_loss_bound(flat.size, flat)
-        self._fold_losses(am, losses, bound)
-
-    def _fold_losses(self, batch_max: float, losses: np.ndarray, bound: float) -> None:
-        am = 1e-8 if batch_max == 0.0 else batch_max
-        scales = [f * am for f in SEARCH_FACTORS]
-        prev = self._carried
-        best, self._carried = slim_running_choice(prev, [float(v) for v in losses])
-        self._choice = scales[best] if best >= 0 else am
-        self._margin = relative_margin(np.concatenate([[prev], losses]))
-        self._extra = {"losses": losses, "carried": prev, "index": best, "bound": bound,
-                       "abs_max": am}
+        if self.ignore_nonfinite:
+            x = x[np.isfinite(x)]
+        self._hist.add(x)
 
     def observe_histogram(self, hist: ExactHistogram, *, batches: int = 1) -> None:
         """canonical profile: fold in an :class:`ExactHistogram` of ``|x|``.
@@ -164,17 +158,74 @@ class _SearchObserver(ObserverBase):
         Histograms merge exactly, so one histogram of ``k`` batches with ``batches=k``
         equals ``k`` calls.
         """
-        self._require_profile("canonical", "observe_histogram")
         batches = self._check_batches(batches)
         check_histogram(hist, self._hist_bins(), True)
         self._hist.merge(hist)
         self._ingest(batches)
 
+    def _state(self) -> dict[str, Any]:
+        """``histogram``: a copy of the :class:`ExactHistogram` of ``|x|``."""
+        return {"histogram": self._hist.copy()}
+
+    def _compute(self) -> QParams:
+        if self._hist.total == 0:
+            raise ValueError("no finite values observed (ignore_nonfinite=True dropped all)")
+        return search_scale(self._hist.counts, self._hist.centers(), self._hist.abs_max,
+                            self.quant_bits, self._loss)  # type: ignore[arg-type]
+
+    def _merge(self, other: ObserverBase) -> None:
+        assert isinstance(other, _CanonicalSearch)
+        self._hist.merge(other._hist)
+
+
+class _SlimSearch(_SearchObserver):
+    """PaddleSlim's per-batch search (``mse.py`` / ``emd.py`` ``forward``): each batch's
+    candidates ``SEARCH_FACTORS[k] * batch_max`` compete with the loss carried from earlier
+    batches (:func:`~refquant.observers.search.slim_running_choice`); only the last batch's
+    choice survives. Non-finite values pass through as in PaddleSlim."""
+
+    def _reset(self) -> None:
+        self._carried = math.inf  # PaddleSlim's calibration_loss
+        self._choice = math.nan  # PaddleSlim's _mse_max / _emd_max (Python float)
+        self._margin = math.inf
+        self._extra: dict = {}
+
+    def _batch_max(self, x: np.ndarray) -> float:
+        """The batch statistic the candidates scale: ``max |x|`` (MSE)."""
+        return abs_max(x)
+
+    def _batch_bound(self, flat: np.ndarray) -> float:
+        """``extra['bound']`` of one batch: the relative decision bound of a float mean of
+        squares (:func:`~refquant.observers.search.decision_bound`)."""
+        return decision_bound(flat.size, flat.dtype.type)
+
+    def _observe(self, x: np.ndarray) -> None:
+        reject_slim_float16(x, self.public_name)
+        flat = x.reshape(-1)
+        am = self._batch_max(flat)
+        scales = slim_candidates(am)
+        if math.isfinite(1e-8 if am == 0.0 else am):
+            qmax = 2 ** (self.quant_bits - 1) - 1
+            losses = slim_search_losses(flat, scales, qmax, self._loss)  # type: ignore[arg-type]
+        else:
+            losses = np.full(len(scales), math.nan)
+        self._fold_losses(am, losses, self._batch_bound(flat))
+
+    def _fold_losses(self, batch_max: float, losses: np.ndarray, bound: float) -> None:
+        am = 1e-8 if batch_max == 0.0 else batch_max
+        scales = [f * am for f in SEARCH_FACTORS]
+        prev = self._carried
+        best, self._carried = slim_running_choice(prev, [float(v) for v in losses])
+        self._choice = scales[best] if best >= 0 else am
+        self._margin = relative_margin(np.concatenate([[prev], losses]))
+        self._extra = {"losses": losses, "carried": prev, "index": best, "bound": bound,
+                       "abs_max": am}
+
     def observe_losses(self, batch_max: float, losses: Any, *, bound: float) -> None:
         """paddleslim profile: fold in one batch's PaddleSlim search statistics.
 
         * ``batch_max``: the batch's maximum as a Python float -- ``max |x|`` for MSE, the
-          *signed* ``max(x)`` for EMD (item 19) -- exact (any device), before PaddleSlim's
+          *signed* ``max(x)`` for EMD (Q19) -- exact (any device), before PaddleSlim's
           ``1e-8`` floor (applied here).
         * ``losses``: the 35 per-candidate losses (float64 of the values Paddle computed in
           the tensor's dtype) for the scales ``SEARCH_FACTORS[k] * batch_max'`` (Python
@@ -195,7 +246,6 @@ class _SearchObserver(ObserverBase):
 
         with ``m`` as above, ``scales = slim_candidates(m)``, ``qmax = 2**(bits-1) - 1``.
         """
-        self._require_profile("paddleslim", "observe_losses")
         am = self._stat_scalar(batch_max, "batch_max")
         if self._loss == "mse" and am < 0:
             raise ValueError(f"batch_max must be an abs-max >= 0 for MSE, got {batch_max!r}")
@@ -211,33 +261,30 @@ class _SearchObserver(ObserverBase):
         self._ingest(1)
 
     def _state(self) -> dict[str, Any]:
-        """canonical: ``histogram`` (a copy of the :class:`ExactHistogram`); paddleslim:
-        ``carried`` loss, ``choice`` (Python float) and ``margin``."""
-        if self.profile == "canonical":
-            return {"histogram": self._hist.copy()}
+        """``carried`` loss, ``choice`` (Python float) and ``margin``."""
         return {"carried": self._carried, "choice": self._choice, "margin": self._margin}
 
     def _compute(self) -> QParams:
-        if self.profile == "canonical":
-            if self._hist.total == 0:
-                raise ValueError("no finite values observed (ignore_nonfinite=True dropped all)")
-            return search_scale(self._hist.counts, self._hist.centers(), self._hist.abs_max,
-                                self.quant_bits, self._loss)  # type: ignore[arg-type]
-        qmin, qmax = integer_range(self.quant_bits)
         qp = per_tensor_qparams(slim_py_scale(self._choice), self.quant_bits, self._margin)
         qp.extra.update(self._extra)
         return qp
-
-    def _merge(self, other: ObserverBase) -> None:
-        assert isinstance(other, _SearchObserver)
-        self._hist.merge(other._hist)
 
 
 class MSEObserver(_SearchObserver):
     """Per-tensor MSE-searching observer (see module docstring for both profiles).
 
-    ``bins`` (keyword-only, canonical profile) sets the histogram size, an integer in
-    ``[2, 2**24]``; the default is :func:`default_bins`.
+    ``MSEObserver(profile="canonical")`` is a :class:`_CanonicalMSE`,
+    ``profile="paddleslim"`` a :class:`_SlimMSE`. ``bins`` (keyword-only, canonical
+    profile) sets the histogram size, an integer in ``[2, 2**24]``; the default is
+    :func:`default_bins`.
     """
 
     _loss = "mse"
+
+
+class _CanonicalMSE(MSEObserver, _CanonicalSearch, profile=CANONICAL):
+    """canonical: the MSE of the exact histogram of ``|x|`` (module docstring)."""
+
+
+class _SlimMSE(MSEObserver, _SlimSearch, profile=PADDLESLIM):
+    """paddleslim: PaddleSlim's ``MSEObserverLayer`` (module docstring)."""

@@ -3,7 +3,7 @@
 Two grids
 ---------
 * PaddleSlim (``profile="paddleslim"``): the 35 factors its ``while s <= 1.0: s += 0.02``
-  loop visits (:data:`refquant.kernels.slim.SEARCH_FACTORS`, paddleslim-quirks.md item 1:
+  loop visits (:data:`refquant.kernels.slim.SEARCH_FACTORS`; docs/divergences.md Q1:
   accumulated, drifting, no 1.0), candidate ``scale = factor * abs_max`` in float64.
 * canonical: :data:`CANONICAL_FACTORS` ``= k / 50`` for ``k = 15 .. 50`` (0.30, 0.32, ...,
   1.00), each computed as an exact quotient of integers, 1.0 included; candidate threshold
@@ -12,17 +12,17 @@ Two grids
 Decisions
 ---------
 * :func:`slim_running_choice`: PaddleSlim's per-tensor loop -- the loss carried from
-  earlier batches competes, ``<=`` lets later candidates win ties (items 15, 17).
+  earlier batches competes, ``<=`` lets later candidates win ties (Q15, Q17).
 * :func:`argmin_first`: smallest index among the minimal losses (canonical: the smallest
-  factor wins exact ties; also PaddleSlim's channel-wise strict ``<``, item 34).
+  factor wins exact ties; also PaddleSlim's channel-wise strict ``<``, Q34).
 * :func:`relative_margin`: ``(second - best) / best`` over the candidates that compete.
 
 Error bound of a float32 mean (used by the conformance rule "identical decision unless the
-margin is below the bound"): a float32 sum of ``n`` non-negative terms in any order has
-relative error at most ``(n - 1) u`` with ``u = 2**-24``, the final division adds ``u`` and
-Paddle's inexact ``x ** 2`` up to ``4 u`` per term; :func:`f32_mean_bound` returns
-``(n + 4) * 2**-24``. Two losses each within that relative error can swap order only when
-their relative gap is below ``2 * (n + 4) * 2**-24`` (:func:`decision_bound`).
+margin is below the bound"): a mean of ``n`` non-negative terms carries ``n - 1`` roundings
+of the sum in any order, one of the division, and up to 4 of Paddle's inexact ``x ** 2``
+per term, so its relative error is at most ``gamma_(n+4)`` (:func:`f32_mean_bound`) and two
+such losses can swap order only when their relative gap is below ``2 gamma_(n+4)``
+(:func:`decision_bound`, the one formula of :func:`refquant._numerics.decision_bound`).
 
 PaddleSlim's per-tensor MSE loss is reproduced with the exact quant-dequant, float32
 differences and squares and Paddle's exact ``mean`` lane order; it still differs from
@@ -38,6 +38,7 @@ from typing import Literal
 
 import numpy as np
 
+from .. import _numerics
 from ..kernels.slim import SEARCH_FACTORS, lanes_for, paddle_mean
 from ..qparams import QParams, integer_range
 
@@ -66,20 +67,27 @@ CANONICAL_FACTORS: tuple[float, ...] = tuple(k / 50 for k in range(15, 51))
 _CHUNK = 1 << 15  # elements per chunk: a multiple of every lane count, fits in L2
 
 
-def f32_mean_bound(n: int, dtype: type = np.float32) -> float:
-    """Relative error bound ``(n + 4) * u`` of a mean of ``n`` non-negative terms in ``dtype``.
+#: roundings of a PaddleSlim mean of squares besides its sum: the division by ``n`` and up to
+#: 4 of Paddle's ``x ** 2`` (not correctly rounded; measured 1-ulp differences from ``x * x``)
+MEAN_EXTRA_ROUNDINGS = 5
 
-    ``u = 2**-24`` for float32 (``2**-53`` for float64): ``(n - 1) u`` for the sum in any
-    order, ``u`` for the division, and ``4 u`` for each term, because Paddle's ``x ** 2``
-    is not correctly rounded (measured: 1-ulp differences from ``x * x``).
+
+def f32_mean_bound(n: int, dtype: type = np.float32) -> float:
+    """Relative error bound ``gamma_(n+4)`` of a mean of ``n`` non-negative terms in ``dtype``.
+
+    ``(n - 1)`` roundings for the sum in any order, ``1`` for the division and ``4`` for each
+    term, because Paddle's ``x ** 2`` is not correctly rounded: ``n + 4`` factors
+    ``(1 + d)``, ``|d| <= u``, so the relative error is at most
+    :func:`refquant._numerics.gamma` ``(n + 4)`` (``inf`` once ``(n + 4) u >= 1``).
     """
-    u = float(np.finfo(dtype).eps) / 2.0
-    return (int(n) + 4) * u
+    return _numerics.gamma(int(n) - 1 + MEAN_EXTRA_ROUNDINGS, dtype)
 
 
 def decision_bound(n: int, dtype: type = np.float32) -> float:
-    """Relative margin below which two means of ``n`` terms in ``dtype`` may swap order."""
-    return 2.0 * f32_mean_bound(n, dtype)
+    """Relative margin below which two means of ``n`` terms in ``dtype`` may swap order:
+    :func:`refquant._numerics.decision_bound` with ``extra_roundings = 5`` (the division and
+    Paddle's ``x ** 2``), ``2 gamma_(n+4)`` = ``2 * f32_mean_bound(n, dtype)``."""
+    return _numerics.decision_bound(n, dtype, extra_roundings=MEAN_EXTRA_ROUNDINGS)
 
 
 def per_tensor_qparams(scale: float | np.generic, bits: int,
@@ -97,8 +105,8 @@ def reject_slim_float16(x: np.ndarray, observer: str) -> None:
     Every observer here except ``AbsmaxObserver`` (which casts to float32 first) calls
     ``paddle.abs`` / ``paddle.max`` on the raw tensor, and Paddle's CPU build has no float16
     kernel for them (``RuntimeError: (NotFound) The kernel with key (CPU, ..., float16) of
-    kernel `abs` is not registered``). We raise the same type instead of guessing what a
-    GPU build would compute.
+    kernel `abs` is not registered``). refquant raises the same type instead of guessing
+    what a GPU build would compute.
     """
     if x.dtype == np.float16:
         raise RuntimeError(
@@ -134,7 +142,7 @@ def argmin_first(losses: Sequence[float] | np.ndarray) -> int:
     """Index of the first minimal non-NaN loss; ``-1`` when every loss is NaN.
 
     This is the canonical tie rule (smallest factor wins) and PaddleSlim's channel-wise rule
-    ``where(loss < running_min, ...)`` started from ``inf`` (item 34).
+    ``where(loss < running_min, ...)`` started from ``inf`` (Q34).
     """
     v = np.asarray(losses, dtype=np.float64).ravel()
     ok = ~np.isnan(v)
@@ -148,8 +156,8 @@ def slim_running_choice(carried: float, losses: Sequence[float]) -> tuple[int, f
 
     ``for i, loss in enumerate(losses): if loss <= carried: carried, best = loss, i``.
     Returns ``(best, carried)``; ``best == -1`` when no candidate beats the loss carried
-    from earlier batches (the observer then keeps this batch's raw max, item 15). Later
-    candidates win ties (item 17); NaN never wins.
+    from earlier batches (the observer then keeps this batch's raw max, Q15). Later
+    candidates win ties (Q17); NaN never wins.
     """
     best = -1
     for i, loss in enumerate(losses):
@@ -197,7 +205,7 @@ def slim_search_losses(
     """
     flat = np.ascontiguousarray(x).reshape(-1)
     dt = flat.dtype
-    svals = [dt.type(s) for s in scales]  # Python float -> T (item 2)
+    svals = [dt.type(s) for s in scales]  # Python float -> T (Q2)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         if loss == "mse":
             return _lane_means(flat, svals, qmax, dt, _sq_diff) \

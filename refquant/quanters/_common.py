@@ -1,4 +1,4 @@
-"""Shared pieces of the quanters: base class, input checks and float32 helpers.
+"""Shared pieces of the quanters: base class, input checks and float32 functions.
 
 The Paddle 3.3.1 CPU primitives the originals call live in :mod:`refquant.kernels`, one
 implementation each, and are re-exported here under the quanters' names:
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +42,7 @@ from ..kernels._paddle_reduce import (
 )
 from ..kernels.paddle import _moving_average_update, abs_max, dequantize, quantize_rt1
 from ..kernels.paddle import flush_denormals as flush_denormals
+from ..profiles import PROFILES, Profile, ProfileRules, ProfileVariants, get_profile
 from ._eigen_pow import eigen_square
 
 __all__ = [
@@ -61,9 +62,6 @@ __all__ = [
     "paddle_qdq_round1",
     "moving_average_update",
 ]
-
-Profile = Literal["canonical", "paddleslim"]
-PROFILES: tuple[str, ...] = ("canonical", "paddleslim")
 
 F32 = np.float32
 
@@ -154,7 +152,7 @@ def moving_average_update(
     return _moving_average_update(state, accum, cur, rate)
 
 
-# -- rounding helpers ----------------------------------------------------------------------
+# -- rounding ------------------------------------------------------------------------------
 def lsq_round(v: np.ndarray) -> np.ndarray:
     """PaddleSlim ``lsq_func.round``: ``sign(v) * floor(fl(|v| + 0.5))`` in float32.
 
@@ -168,8 +166,14 @@ def lsq_round(v: np.ndarray) -> np.ndarray:
 
 
 # -- base class ----------------------------------------------------------------------------
-class QuanterBase:  # noqa: B024 - an interface with shared plumbing, not an ABC
+class QuanterBase(ProfileVariants):
     """Common constructor checks and the ``state`` / ``load_state`` protocol.
+
+    Every quanter family is a :class:`refquant.profiles.ProfileVariants` family: ``profile=``
+    picks the rules (:class:`refquant.profiles.ProfileRules`; ``q.rules``, ``q.profile`` is
+    the name) and, where a whole algorithm differs (PACT, LSQ+), the family's variant
+    subclass for that profile, once, at construction. A family that differs only by
+    parameters (the abs-max quanters) reads ``self.rules``.
 
     Subclasses keep their running state in ``self._state`` (a dict of NumPy arrays and Python
     scalars) and implement ``forward(x)``, ``backward(x, grad_y)``, ``qparams()`` and
@@ -183,8 +187,11 @@ class QuanterBase:  # noqa: B024 - an interface with shared plumbing, not an ABC
     negative scales. ``copy.copy`` gives an independent quanter (as ``copy.deepcopy``).
     """
 
-    def __init__(self, profile: Profile = "canonical") -> None:
-        self.profile: Profile = check_name(profile, "profile", PROFILES)  # type: ignore[assignment]
+    def __init__(self, profile: Profile | ProfileRules = "canonical") -> None:
+        if get_profile(profile) is not self.rules:  # a variant class built directly
+            raise ValueError(f"profile={profile!r} does not match this {self.public_name}'s "
+                             f"profile {self.profile!r}; construct {self.public_name}"
+                             f"(profile=...)")
         self.training = True
         self._state: dict[str, Any] = {}
 
@@ -263,7 +270,7 @@ class QuanterBase:  # noqa: B024 - an interface with shared plumbing, not an ABC
         return g
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(profile={self.profile!r})"
+        return f"{self.public_name}(profile={self.profile!r})"
 
 
 def state_array(value: Any, key: str, shape: tuple[int, ...] | None, *,

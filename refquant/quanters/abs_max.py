@@ -1,8 +1,9 @@
 """Moving-average abs-max fake quanter (Paddle's ``FakeQuanterWithAbsMaxObserver``).
 
-Matches ``paddle/quantization/quanters/abs_max.py`` (``FakeQuanterWithAbsMaxObserverLayer``),
-which runs the ``fake_quantize_dequantize_moving_average_abs_max`` kernel with
-``round_type=1``. Per training call, in float32::
+Matches PaddlePaddle/Paddle ``python/paddle/quantization/quanters/abs_max.py``
+(``FakeQuanterWithAbsMaxObserverLayer``), which runs the
+``fake_quantize_dequantize_moving_average_abs_max`` kernel with ``round_type=1``. Per
+training call, in float32::
 
     cur   = max|x|                                   (CPU max_element semantics)
     state = fl(fl(rate * state) + 1)
@@ -16,12 +17,22 @@ straight-through estimator: ``dx = dy`` everywhere (measured: no mask at saturat
 
 Profiles
 --------
-``paddleslim``: the layer's initial values ``scale = 0.001, state = 1, accum = 1``. The first
-scale is therefore ``(0.9 + max|x|) / 1.9``, not ``max|x|``.
-``canonical``: ``state = accum = 0`` initially, so after ``n`` steps ``S`` is the
-bias-corrected exponential moving average ``sum(r^(n-i) a_i) / sum(r^(n-i))`` of the abs-max
-values (the first scale is exactly ``max|x|``); non-finite values can be dropped from the
-statistic with ``ignore_nonfinite=True``.
+One class for every profile; the rules (:class:`refquant.profiles.ProfileRules`) decide:
+
+``moving_average_init``
+    ``paddleslim``: the layer's initial values ``scale = 0.001, state = 1, accum = 1``. The
+    first scale is therefore ``(0.9 + max|x|) / 1.9``, not ``max|x|``. ``canonical``:
+    ``state = accum = 0`` initially, so after ``n`` steps ``S`` is the bias-corrected
+    exponential moving average ``sum(r^(n-i) a_i) / sum(r^(n-i))`` of the abs-max values (the
+    first scale is exactly ``max|x|``).
+``drops_nonfinite``
+    With ``ignore_nonfinite=True``: canonical drops NaN/Inf from the statistic; paddleslim
+    runs Paddle's ``FindAbsMaxFunctor`` on them.
+``requires_observed_scale``
+    canonical: the scale cannot be read (``scales()``, ``qparams()``, an evaluation-mode
+    ``forward``) before the first training ``forward``.
+``symmetric_zero_points_none``
+    paddleslim: ``zero_points()`` is ``None``, as Paddle's.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_bits, check_flag
+from ..profiles import ProfileRules
 from ..qparams import QParams
 from ._common import (
     F32,
@@ -70,7 +82,7 @@ class FakeQuanterWithAbsMaxObserver(QuanterBase):
         dtype: str = "float32",
         name: str | None = None,
         *,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
         super().__init__(profile)
@@ -81,7 +93,7 @@ class FakeQuanterWithAbsMaxObserver(QuanterBase):
         self.bit_length = check_bits(bit_length, "bit_length")
         self.name = check_name_arg(name)
         self.ignore_nonfinite = check_flag(ignore_nonfinite, "ignore_nonfinite")
-        init = 1.0 if profile == "paddleslim" else 0.0
+        init = self.rules.moving_average_init
         self._state = {
             "scale": np.array([0.001], F32),
             "state": np.array([init], F32),
@@ -94,7 +106,7 @@ class FakeQuanterWithAbsMaxObserver(QuanterBase):
         return 2 ** (self.bit_length - 1) - 1
 
     def _abs_max(self, x: np.ndarray) -> np.float32:
-        if self.profile == "paddleslim":
+        if not self.rules.drops_nonfinite:
             return paddle_abs_max(x)
         finite = x[np.isfinite(x)]
         if finite.size == 0:
@@ -128,15 +140,16 @@ class FakeQuanterWithAbsMaxObserver(QuanterBase):
     def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
         """``scale``, ``state``, ``accum``: float32 of shape ``(1,)``, finite and ``>= 0``
         (paddleslim with ``ignore_nonfinite``: NaN / +inf allowed, as its kernel makes them)."""
-        loose = self.profile == "paddleslim" and self.ignore_nonfinite
+        loose = self.ignore_nonfinite and not self.rules.drops_nonfinite
         return {k: state_array(state[k], k, (1,), allow_nonfinite=loose)
                 for k in ("scale", "state", "accum")}
 
     def _require_forward(self, method: str) -> None:
-        """canonical: ``ValueError`` before the first training ``forward`` (``state == 0``):
-        the initial 0.001 is Paddle's placeholder, not a scale of any data."""
-        if self.profile == "canonical" and not self._state["state"][0] > 0:
-            raise ValueError(f"{type(self).__name__}.{method}() called before forward(): no "
+        """``ValueError`` before the first training ``forward`` (``state == 0``) where the
+        rules have ``requires_observed_scale`` (canonical): the initial 0.001 is Paddle's
+        placeholder, not a scale of any data."""
+        if self.rules.requires_observed_scale and not self._state["state"][0] > 0:
+            raise ValueError(f"{self.public_name}.{method}() called before forward(): no "
                              "scale has been observed yet")
 
     def scales(self) -> np.ndarray:
@@ -147,7 +160,7 @@ class FakeQuanterWithAbsMaxObserver(QuanterBase):
 
     def zero_points(self) -> np.ndarray | None:
         """Paddle returns ``None`` (paddleslim); canonical: the zero point 0 as an array."""
-        return None if self.profile == "paddleslim" else np.zeros(1, np.int64)
+        return None if self.rules.symmetric_zero_points_none else np.zeros(1, np.int64)
 
     def qparams(self) -> QParams:
         """Symmetric threshold parameters: ``S``, zero point 0, grid ``[-qmax, qmax]``.

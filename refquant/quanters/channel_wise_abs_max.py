@@ -1,7 +1,8 @@
 """Channel-wise abs-max fake quanter (PaddleSlim's ``FakeQuanterChannelWiseAbsMaxObserver``).
 
-Matches ``paddleslim/quant/quanters/channel_wise_abs_max.py``, which runs Paddle's
-``fake_channel_wise_quantize_dequantize_abs_max`` kernel (``round_type=1``). Per call::
+Matches PaddlePaddle/PaddleSlim ``paddleslim/quant/quanters/channel_wise_abs_max.py``, which
+runs Paddle's ``fake_channel_wise_quantize_dequantize_abs_max`` kernel (``round_type=1``).
+Per call::
 
     S_c = max |x[..., c, ...]|                 (per channel along quant_axis)
     y   = paddle_qdq_round1(x, S_c, 2^(bits-1) - 1)
@@ -13,12 +14,14 @@ straight-through estimator ``dx = dy``.
 
 Profiles
 --------
-``paddleslim``: ``quant_axis`` 0 (Conv2D weights) or 1 (Linear weights) only, as the kernel;
-input rank >= 2; the op runs in the FTZ/DAZ mode of ``paddle._legacy_C_ops`` (subnormal
-inputs act as zeros, subnormal results and scales are flushed). ``canonical``: any axis of
-any rank >= 1, no flushing; the same current-abs-max scale (the right statistic for weights,
-which is what this quanter is for); non-finite values can be dropped from the statistic with
-``ignore_nonfinite=True``.
+One class for every profile; the rules (:class:`refquant.profiles.ProfileRules`) decide.
+``paddleslim``: ``quant_axis`` 0 (Conv2D weights) or 1 (Linear weights) only, as the kernel
+(``channel_axes``); input rank >= 2 (``channel_min_ndim``); the op runs in the FTZ/DAZ mode
+of ``paddle._legacy_C_ops`` (``flush_subnormal_scales``: subnormal inputs act as zeros,
+subnormal results and scales are flushed); ``zero_points()`` is ``None``. ``canonical``: any
+axis of any rank >= 1, no flushing; the same current-abs-max scale (the right statistic for
+weights, which is what this quanter is for); non-finite values can be dropped from the
+statistic with ``ignore_nonfinite=True`` (``drops_nonfinite``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 
 from .._validation import check_axis, check_bits, check_flag, check_int
 from ..kernels.paddle import channel_abs_max
+from ..profiles import ProfileRules
 from ..qparams import QParams
 from ._common import (
     F32,
@@ -41,19 +45,6 @@ from ._common import (
 )
 
 __all__ = ["FakeQuanterChannelWiseAbsMaxObserver"]
-
-
-def paddle_channel_abs_max(x: np.ndarray, quant_axis: int) -> np.ndarray:
-    """Paddle CPU ``FindChannelAbsMaxFunctor`` for ``quant_axis`` 0 or 1, under FTZ/DAZ.
-
-    Axis 0: one ``max_element`` per channel over its contiguous block. Axis 1: one
-    ``max_element`` per ``(i, j)`` block, folded into channel ``j`` with
-    ``std::max(acc, m)`` from ``acc = 0`` (a NaN block never replaces ``acc``). PaddleSlim
-    calls the op through ``paddle._legacy_C_ops``, which runs under FTZ/DAZ, so comparisons
-    see subnormals as 0 (measured: a channel of only subnormals and zeros gets scale 0).
-    This is :func:`refquant.kernels.paddle.channel_abs_max` with ``flush=True``.
-    """
-    return channel_abs_max(np.asarray(x, dtype=F32), quant_axis, flush=True)
 
 
 class FakeQuanterChannelWiseAbsMaxObserver(QuanterBase):
@@ -77,17 +68,17 @@ class FakeQuanterChannelWiseAbsMaxObserver(QuanterBase):
         name: str | None = None,
         *,
         quant_axis: int = 0,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         ignore_nonfinite: bool = False,
     ) -> None:
         super().__init__(profile)
         check_dtype_arg(dtype)
         self.bit_length = check_bits(bit_length, "bit_length")
         axis = check_int(quant_axis, "quant_axis")
-        if profile == "paddleslim" and axis not in (0, 1):
-            raise ValueError(
-                f"quant_axis must be 0 or 1 for profile='paddleslim', got {quant_axis}"
-            )
+        axes = self.rules.channel_axes
+        if axes is not None and axis not in axes:
+            raise ValueError(f"quant_axis must be {' or '.join(map(str, axes))} for "
+                             f"profile={self.profile!r}, got {quant_axis}")
         self.quant_axis = axis
         self.name = check_name_arg(name)
         self.ignore_nonfinite = check_flag(ignore_nonfinite, "ignore_nonfinite")
@@ -99,14 +90,26 @@ class FakeQuanterChannelWiseAbsMaxObserver(QuanterBase):
         return 2 ** (self.bit_length - 1) - 1
 
     def _checked(self, x: Any) -> tuple[np.ndarray, int]:
-        min_ndim = 2 if self.profile == "paddleslim" else 1
-        arr = self._check_x(x, allow_nonfinite=self.ignore_nonfinite, min_ndim=min_ndim)
+        arr = self._check_x(x, allow_nonfinite=self.ignore_nonfinite,
+                            min_ndim=self.rules.channel_min_ndim)
         axis = check_axis(self.quant_axis, arr.ndim, "quant_axis")
         return arr, axis
 
     def _channel_abs_max(self, arr: np.ndarray, axis: int) -> np.ndarray:
-        if self.profile == "paddleslim":
-            return paddle_channel_abs_max(arr, axis)
+        """``max |x|`` per channel along ``axis``.
+
+        Rules without ``drops_nonfinite`` (paddleslim): Paddle's CPU
+        ``FindChannelAbsMaxFunctor`` (:func:`refquant.kernels.paddle.channel_abs_max`). Axis
+        0: one ``max_element`` per channel over its contiguous block. Axis 1: one
+        ``max_element`` per ``(i, j)`` block, folded into channel ``j`` with
+        ``std::max(acc, m)`` from ``acc = 0`` (a NaN block never replaces ``acc``). With
+        ``flush_subnormal_scales`` it runs under FTZ/DAZ as PaddleSlim's
+        ``paddle._legacy_C_ops`` call does, so comparisons see subnormals as 0 (measured: a
+        channel of only subnormals and zeros gets scale 0). Otherwise: the largest finite
+        magnitude (0 for a channel without any).
+        """
+        if not self.rules.drops_nonfinite:  # Paddle's kernel, NaN and flushing included
+            return channel_abs_max(arr, axis, flush=self.rules.flush_subnormal_scales)
         moved = np.moveaxis(arr, axis, 0).reshape(arr.shape[axis], -1)
         mags = np.where(np.isfinite(moved), np.abs(moved), F32(0.0))
         return np.max(mags, axis=1).astype(F32)
@@ -128,7 +131,7 @@ class FakeQuanterChannelWiseAbsMaxObserver(QuanterBase):
         shape[axis] = channels
         # PaddleSlim runs the op through paddle._legacy_C_ops: FTZ/DAZ floating-point mode.
         return paddle_qdq_round1(arr, scale.reshape(shape), self.bin_cnt,
-                                 flush=self.profile == "paddleslim")
+                                 flush=self.rules.flush_subnormal_scales)
 
     __call__ = forward
 
@@ -141,7 +144,7 @@ class FakeQuanterChannelWiseAbsMaxObserver(QuanterBase):
         """``scale``: a 1-D float32 array, finite and ``>= 0`` (a zero channel has scale 0;
         paddleslim with ``ignore_nonfinite``: NaN / +inf allowed), with the channel count
         of the current scales once there are any."""
-        loose = self.profile == "paddleslim" and self.ignore_nonfinite
+        loose = self.ignore_nonfinite and not self.rules.drops_nonfinite
         scale = state_array(state["scale"], "scale", None, allow_nonfinite=loose)
         old = self._state["scale"]
         if scale.ndim != 1:
@@ -158,7 +161,7 @@ class FakeQuanterChannelWiseAbsMaxObserver(QuanterBase):
 
     def zero_points(self) -> np.ndarray | None:
         """PaddleSlim returns ``None`` (so ``PTQ.convert`` fails); canonical: zeros."""
-        if self.profile == "paddleslim":
+        if self.rules.symmetric_zero_points_none:
             return None
         return np.zeros(self._state["scale"].shape, np.int64)
 

@@ -1,8 +1,16 @@
 """LSQ / LSQ+ quanters (Esser et al. 2019, arXiv:1902.08153; Bhalgat et al. 2020,
 arXiv:2004.09576): PaddleSlim's ``WeightLSQplusQuanter`` and ``ActLSQplusQuanter``.
 
-``paddleslim`` profile: bit for bit ``paddleslim/quant/quanters/lsq_weight.py``,
-``lsq_act.py`` and ``lsq_func.py`` on Paddle 3.3.1 (CPU), quirks included:
+Each quanter has one variant per profile (:class:`refquant.profiles.ProfileVariants`:
+``WeightLSQplusQuanter(..., profile=p)`` builds it), as the two algorithms share little
+beyond the constructor; the rules decide the per-tensor shapes (``per_tensor_scale_shape``),
+whether the statistics update in evaluation mode (``updates_state_in_eval``), whether the
+step can be read before the first ``forward`` (``requires_observed_scale``) and whether
+``quant_axis=`` is accepted (``lsq_axis_from_quant_linear``).
+
+``paddleslim`` profile: bit for bit PaddlePaddle/PaddleSlim
+``paddleslim/quant/quanters/lsq_weight.py``, ``lsq_act.py`` and ``lsq_func.py`` on Paddle
+3.3.1 (CPU), quirks included:
 
 * ``quant_bits`` and ``sign`` are ignored (8-bit signed grid ``[-128, 127]``); the weight
   quanter also ignores ``symmetric``. Initial step ``max(|mu +- 3 sigma|) / 255`` against
@@ -44,14 +52,14 @@ scale ``g = 1 / sqrt(numel_per_scale * Qp)``; sums in float64, rounded once to f
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._validation import check_axis, check_bits, check_flag, check_int
 from ..kernels._isa import check_isa
 from ..kernels._paddle_divide import paddle_divide
+from ..profiles import CANONICAL, PADDLESLIM, ProfileRules
 from ..qparams import QParams, integer_range
 from ._common import (
     F32,
@@ -177,8 +185,9 @@ def lsq_plus_backward_paddleslim(x: np.ndarray, alpha: np.float32, beta: np.floa
 
 
 # -- canonical LSQ / LSQ+ -------------------------------------------------------------------
-def lsq_forward_canonical(x: np.ndarray, step: np.ndarray, beta: np.ndarray | float,
-                          qn: int, qp: int) -> tuple[np.ndarray, np.ndarray]:
+def lsq_forward_canonical(x: np.ndarray, step: np.ndarray,
+                          beta: np.ndarray | np.float32 | float, qn: int, qp: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
     """``v = fl(fl(x - beta) / s)``, ``q = clip(round_half_even(v), Qn, Qp)``,
     ``y = fl(fl(q * s) + beta)`` (``beta = 0``: plain LSQ). Returns ``(y, v)``."""
     b = np.asarray(beta, F32)
@@ -187,8 +196,9 @@ def lsq_forward_canonical(x: np.ndarray, step: np.ndarray, beta: np.ndarray | fl
     return ((q * step).astype(F32) + b).astype(F32), v
 
 
-def lsq_backward_canonical(x: np.ndarray, step: np.ndarray, beta: np.ndarray | float,
-                           grad: np.ndarray, gscale: float, qn: int, qp: int,
+def lsq_backward_canonical(x: np.ndarray, step: np.ndarray,
+                           beta: np.ndarray | np.float32 | float, grad: np.ndarray,
+                           gscale: float, qn: int, qp: int,
                            reduce_axes: tuple[int, ...] | None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LSQ / LSQ+ gradients with the straight-through estimator for ``round``.
@@ -223,9 +233,20 @@ def _check_batch_init(batch_init: Any) -> int:
 
 
 class _LSQBase(QuanterBase):
+    """What both LSQ+ quanters share: constructor checks, the grid and the update schedule.
+
+    The grid comes from the variant (:meth:`_grid`); when the statistics are updated, whether
+    the step can be read before the first ``forward`` and the per-tensor shapes come from the
+    rules (``updates_state_in_eval``, ``requires_observed_scale``,
+    ``per_tensor_scale_shape``).
+    """
+
+    #: the sign a step must have (``state_array``'s ``sign``)
+    _step_sign: ClassVar[str]
+
     def __init__(self, quant_bits: int, sign: bool, symmetric: bool, batch_init: int,
                  quant_linear: bool, reduce_type: str | None, dtype: str, name: str | None,
-                 profile: Profile) -> None:
+                 profile: Profile | ProfileRules) -> None:
         super().__init__(profile)
         self.quant_bits = check_bits(quant_bits, "quant_bits")
         self.sign = check_flag(sign, "sign")
@@ -239,34 +260,37 @@ class _LSQBase(QuanterBase):
         self.reduce_type = reduce_type  # "max" all-reduces across ranks: a no-op in one process
         check_dtype_arg(dtype)
         self.name = check_name_arg(name)
-        if profile == "paddleslim":
-            self.qmin, self.qmax, self.bits = _SLIM_QMIN, _SLIM_QMAX, 8
-        else:
-            self.qmin, self.qmax = integer_range(self.quant_bits, signed=self.sign)
-            self.bits = self.quant_bits
+        self.qmin, self.qmax, self.bits = self._grid(self.quant_bits, self.sign)
+
+    def _grid(self, quant_bits: int, sign: bool) -> tuple[int, int, int]:
+        """``(qmin, qmax, bits)`` of the integer grid."""
+        raise NotImplementedError
+
+    def _check_config(self) -> None:
+        """Refuse argument combinations the variant does not implement (none by default)."""
 
     def _gscale(self, numel: int) -> np.float32:
-        if self.profile == "paddleslim":
-            return inv_sqrt_f32(numel, self.qmax)
-        return F32(1.0 / math.sqrt(numel * self.qmax))
+        """The gradient scale ``fl32(1 / sqrt(numel * Qp))``, evaluated in double first."""
+        return inv_sqrt_f32(numel, self.qmax)
 
     def _updates(self) -> bool:
         """Whether this forward updates the statistics: during the first ``batch_init``
-        calls; canonical only in training mode, paddleslim in either mode (PaddleSlim's
-        LSQ+ layers never look at ``training``)."""
+        calls, in training mode or, where the rules have ``updates_state_in_eval``
+        (PaddleSlim's LSQ+ layers never look at ``training``), in either mode."""
         if self._state["init_state"] >= self.batch_init:
             return False
-        return self.training or self.profile == "paddleslim"
+        return self.training or self.rules.updates_state_in_eval
 
     def _require_init(self, method: str = "backward") -> None:
         if self._state["g"] is None:
-            raise ValueError(f"{type(self).__name__}.{method}() called before forward(): the "
+            raise ValueError(f"{self.public_name}.{method}() called before forward(): the "
                              "step is not initialised yet")
 
-    def _require_canonical_init(self, method: str) -> None:
-        """canonical: the initial step 1 is a placeholder, so reading it before the first
-        ``forward`` raises ``ValueError`` (paddleslim reports it, as PaddleSlim does)."""
-        if self.profile == "canonical":
+    def _require_observed(self, method: str) -> None:
+        """Where the rules have ``requires_observed_scale`` (canonical) the initial step 1 is
+        a placeholder, so reading it before the first ``forward`` raises ``ValueError``
+        (paddleslim reports it, as PaddleSlim does)."""
+        if self.rules.requires_observed_scale:
             self._require_init(method)
 
     def _checked_g_init(self, state: dict[str, Any]) -> tuple[np.ndarray | None, int]:
@@ -282,9 +306,46 @@ class _LSQBase(QuanterBase):
                              f"init_state={init}")
         return g, init
 
-    def _scale_sign(self) -> str:
-        """canonical steps are > 0 (an all-zero batch raises); PaddleSlim's may be 0."""
-        return "positive" if self.profile == "canonical" else "nonnegative"
+    def scales(self) -> np.ndarray:
+        """The LSQ step(s) (PaddleSlim's ``scales()``; canonical: ``ValueError`` before the
+        first forward)."""
+        self._require_observed("scales")
+        return self._state["scale"].copy()
+
+    def qparams(self) -> QParams:
+        """Step ``scale`` and zero point.
+
+        canonical: step convention, ``ValueError`` before the first forward (no step is
+        learned yet). paddleslim labels the step ``"threshold"``: PaddleSlim's ``scales()``
+        returns the LSQ step while its consumers (``LinearQuanter``) treat it as an abs-max
+        threshold.
+        """
+        self._require_observed("qparams")
+        return self._qparams()
+
+    def _qparams(self) -> QParams:
+        raise NotImplementedError
+
+
+class _SlimLSQ:
+    """PaddleSlim's LSQ+ (both quanters): ``quant_bits`` and ``sign`` are ignored, the grid
+    is 8-bit signed ``[-128, 127]``; a step may be 0."""
+
+    _step_sign: ClassVar[str] = "nonnegative"
+
+    def _grid(self, quant_bits: int, sign: bool) -> tuple[int, int, int]:
+        return _SLIM_QMIN, _SLIM_QMAX, 8
+
+
+class _CanonicalLSQ:
+    """The papers' LSQ / LSQ+ (both quanters): grid ``[Qn, Qp]`` from ``quant_bits`` and
+    ``sign``; steps are > 0 (an all-zero batch raises)."""
+
+    _step_sign: ClassVar[str] = "positive"
+
+    def _grid(self, quant_bits: int, sign: bool) -> tuple[int, int, int]:
+        qmin, qmax = integer_range(quant_bits, signed=sign)
+        return qmin, qmax, quant_bits
 
 
 class WeightLSQplusQuanter(_LSQBase):
@@ -317,17 +378,15 @@ class WeightLSQplusQuanter(_LSQBase):
         name: str | None = None,
         *,
         quant_axis: int | None = None,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         isa: str = "avx2",
     ) -> None:
         super().__init__(quant_bits, sign, symmetric, batch_init, quant_linear, reduce_type,
                          dtype, name, profile)
         self.isa = check_isa(isa)
-        if profile == "canonical" and not self.symmetric:
-            raise ValueError("symmetric=False is not supported for weights: LSQ+ learns no "
-                             "weight offset")
-        if profile == "paddleslim" and quant_axis is not None:
-            raise ValueError("quant_axis is fixed by quant_linear for profile='paddleslim'")
+        self._check_config()
+        if self.rules.lsq_axis_from_quant_linear and quant_axis is not None:
+            raise ValueError(f"quant_axis is fixed by quant_linear for profile={self.profile!r}")
         self.per_channel = check_flag(per_channel, "per_channel")
         self.quant_axis = (1 if self.quant_linear else 0) if quant_axis is None \
             else check_int(quant_axis, "quant_axis")
@@ -338,7 +397,7 @@ class WeightLSQplusQuanter(_LSQBase):
         if self.per_channel:
             scale = np.ones(channel_num or 0, F32)
         else:
-            scale = np.ones((1,) if profile == "paddleslim" else (), F32)
+            scale = np.ones(self.rules.per_tensor_scale_shape, F32)
         self._state = {"scale": scale, "g": None, "init_state": 0}
 
     # -- checks ----------------------------------------------------------------------
@@ -356,8 +415,62 @@ class WeightLSQplusQuanter(_LSQBase):
             )
         return arr, axis
 
-    # -- statistics ------------------------------------------------------------------
-    def _slim_bound(self, w: np.ndarray) -> np.ndarray:
+    # -- variant steps ---------------------------------------------------------------
+    def _update(self, w: np.ndarray, axis: int | None) -> None:
+        """Update ``scale`` (and set ``g`` on the first call) from the weight ``w``."""
+        raise NotImplementedError
+
+    def _quantize(self, w: np.ndarray, axis: int | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def _gradients(self, w: np.ndarray, axis: int | None, grad: np.ndarray, g: np.float32
+                   ) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    # -- API -------------------------------------------------------------------------
+    def forward(self, x: Any) -> np.ndarray:
+        """Fake-quantize weight ``x``; updates the step while ``init_state < batch_init``."""
+        w, axis = self._checked(x)
+        if self._updates():
+            self._update(w, axis)
+        elif self._state["g"] is None:
+            raise ValueError("forward() in eval mode before any training forward")
+        return self._quantize(w, axis)
+
+    __call__ = forward
+
+    def backward(self, x: Any, grad_y: Any) -> dict[str, np.ndarray]:
+        """``{"x": dL/dx, "scale": dL/dscale}`` at the current state."""
+        w, axis = self._checked(x)
+        grad = self._check_grad(w, grad_y)
+        self._require_init()
+        return self._gradients(w, axis, grad, F32(self._state["g"]))
+
+    def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``scale`` (float32 of the current shape -- per channel: 1-D with the known channel
+        count, if any -- finite, ``> 0`` canonical / ``>= 0`` paddleslim), ``g`` and
+        ``init_state`` (:meth:`_checked_g_init`)."""
+        old = self._state["scale"]
+        if self.per_channel:
+            scale = state_array(state["scale"], "scale", None, sign=self._step_sign)
+            known = old.size or self.channel_num
+            if scale.ndim != 1 or (known and scale.size != known):
+                want = f"({known},)" if known else "1-D"
+                raise ValueError(f"state['scale'] must have shape {want} (one step per "
+                                 f"channel), got shape {scale.shape}")
+        else:
+            scale = state_array(state["scale"], "scale", old.shape, sign=self._step_sign)
+        g, init = self._checked_g_init(state)
+        return {"scale": scale, "g": g, "init_state": init}
+
+    def zero_points(self) -> Any:
+        """PaddleSlim: the Python int 0 (the weight quanter is always symmetric/signed);
+        canonical: ``qparams().zero_point``."""
+        raise NotImplementedError
+
+
+class _SlimWeightLSQ(_SlimLSQ, WeightLSQplusQuanter, profile=PADDLESLIM):
+    def _bound(self, w: np.ndarray) -> np.ndarray:
         """``max(|mean - 3 std|, |mean + 3 std|)`` exactly as PaddleSlim evaluates it."""
         if self.per_channel:
             mean, std = paddle_std(w.reshape(w.shape[0], -1), self._collect_axis, self.isa)
@@ -371,7 +484,64 @@ class WeightLSQplusQuanter(_LSQBase):
         # Python max([lo, hi]) keeps the first unless the second is strictly greater.
         return np.asarray(hi if hi > lo else lo, F32)
 
-    def _canonical_bound(self, w: np.ndarray, axis: int | None) -> np.ndarray:
+    def _update(self, w: np.ndarray, axis: int | None) -> None:
+        """``collect_gaussian``: first ``m / 255``; then per tensor
+        ``fl(fl(s * 0.9) + fl(fl(0.1 * m) / 255))``, per channel the same with the raw bound
+        ``m`` in place of ``s``; ``g`` from the total ``numel``."""
+        st = dict(self._state)
+        first = st["init_state"] == 0
+        if first:
+            st["g"] = np.asarray(self._gscale(w.size), F32)
+        m = self._bound(w)
+        if self.per_channel and m.size != w.shape[self.quant_axis]:
+            raise ValueError(
+                f"PaddleSlim computes {m.size} channel statistics for x of shape "
+                f"{w.shape} but has {w.shape[self.quant_axis]} scales"
+            )
+        div = F32(_SLIM_DIV)
+        if first:
+            new = (m / div).astype(F32)
+        elif self.per_channel:
+            new = ((m * F32(0.9)).astype(F32)
+                   + ((F32(0.1) * m).astype(F32) / div).astype(F32)).astype(F32)
+        else:
+            old = st["scale"].reshape(())
+            new = ((old * F32(0.9)).astype(F32)
+                   + ((F32(0.1) * m).astype(F32) / div).astype(F32)).astype(F32)
+        st["scale"] = np.asarray(new, F32).reshape(-1 if self.per_channel else (1,))
+        st["init_state"] = int(st["init_state"]) + 1
+        self._state = st
+
+    def _quantize(self, w: np.ndarray, axis: int | None) -> np.ndarray:
+        return lsq_forward_paddleslim(w, self._state["scale"], self.qmin, self.qmax,
+                                      self.per_channel, self.quant_axis, self.isa)
+
+    def _gradients(self, w: np.ndarray, axis: int | None, grad: np.ndarray, g: np.float32
+                   ) -> dict[str, np.ndarray]:
+        dx, ds = lsq_backward_paddleslim(w, self._state["scale"], grad, g, self.qmin,
+                                         self.qmax, self.per_channel, self.quant_axis, self.isa)
+        return {"x": dx, "scale": ds}
+
+    def zero_points(self) -> Any:
+        return 0
+
+    def _qparams(self) -> QParams:
+        axis = self.quant_axis if self.per_channel else None
+        s = self._state["scale"]
+        s = s if self.per_channel else s.reshape(())
+        return QParams(s, np.zeros(s.shape, np.int64), self.qmin, self.qmax, 8, axis,
+                       convention="threshold")
+
+
+class _CanonicalWeightLSQ(_CanonicalLSQ, WeightLSQplusQuanter, profile=CANONICAL):
+    def _check_config(self) -> None:
+        if not self.symmetric:
+            raise ValueError("symmetric=False is not supported for weights: LSQ+ learns no "
+                             "weight offset")
+
+    def _bound(self, w: np.ndarray, axis: int | None) -> np.ndarray:
+        """The step estimate ``max(|mu - 3 sigma|, |mu + 3 sigma|) / 2^(b-1)`` in float64
+        (per channel along ``axis``; sample std)."""
         w64 = w.astype(np.float64)
         if axis is None:
             flat = w64.reshape(1, -1)
@@ -388,121 +558,46 @@ class WeightLSQplusQuanter(_LSQBase):
         return est if axis is not None else est.reshape(())
 
     def _update(self, w: np.ndarray, axis: int | None) -> None:
+        """First the estimate, then ``0.9 * s + 0.1 * estimate`` in float64, rounded once;
+        ``g`` from the elements per scale."""
         st = dict(self._state)
-        first = st["init_state"] == 0
-        if self.profile == "paddleslim":
-            if first:
-                st["g"] = np.asarray(self._gscale(w.size), F32)
-            m = self._slim_bound(w)
-            if self.per_channel and m.size != w.shape[self.quant_axis]:
-                raise ValueError(
-                    f"PaddleSlim computes {m.size} channel statistics for x of shape "
-                    f"{w.shape} but has {w.shape[self.quant_axis]} scales"
-                )
-            div = F32(_SLIM_DIV)
-            if first:
-                new = (m / div).astype(F32)
-            elif self.per_channel:
-                new = ((m * F32(0.9)).astype(F32)
-                       + ((F32(0.1) * m).astype(F32) / div).astype(F32)).astype(F32)
-            else:
-                old = st["scale"].reshape(())
-                new = ((old * F32(0.9)).astype(F32)
-                       + ((F32(0.1) * m).astype(F32) / div).astype(F32)).astype(F32)
-            st["scale"] = np.asarray(new, F32).reshape(-1 if self.per_channel else (1,))
+        est = self._bound(w, axis)
+        if st["init_state"] == 0:
+            numel = w.size // (w.shape[axis] if axis is not None else 1)
+            st["g"] = np.asarray(self._gscale(numel), F32)
+            new64 = est
         else:
-            est = self._canonical_bound(w, axis)
-            if first:
-                numel = w.size // (w.shape[axis] if axis is not None else 1)
-                st["g"] = np.asarray(self._gscale(numel), F32)
-                new64 = est
-            else:
-                new64 = 0.9 * st["scale"].astype(np.float64) + 0.1 * est
-            st["scale"] = np.asarray(new64, F32)
+            new64 = 0.9 * st["scale"].astype(np.float64) + 0.1 * est
+        st["scale"] = np.asarray(new64, F32)
         st["init_state"] = int(st["init_state"]) + 1
         self._state = st
 
-    def _scale_shape(self, w: np.ndarray, axis: int | None) -> np.ndarray:
+    def _step(self, w: np.ndarray, axis: int | None) -> np.ndarray:
+        """The step broadcastable against ``w``."""
         s = self._state["scale"]
-        if axis is None or self.profile == "paddleslim":
+        if axis is None:
             return s
         shape = [1] * w.ndim
         shape[axis] = s.size
         return s.reshape(shape)
 
-    # -- API -------------------------------------------------------------------------
-    def forward(self, x: Any) -> np.ndarray:
-        """Fake-quantize weight ``x``; updates the step while ``init_state < batch_init``."""
-        w, axis = self._checked(x)
-        if self._updates():
-            self._update(w, axis)
-        elif self._state["g"] is None:
-            raise ValueError("forward() in eval mode before any training forward")
-        if self.profile == "paddleslim":
-            return lsq_forward_paddleslim(w, self._state["scale"], self.qmin, self.qmax,
-                                          self.per_channel, self.quant_axis, self.isa)
-        y, _ = lsq_forward_canonical(w, self._scale_shape(w, axis), 0.0, self.qmin, self.qmax)
+    def _quantize(self, w: np.ndarray, axis: int | None) -> np.ndarray:
+        y, _ = lsq_forward_canonical(w, self._step(w, axis), 0.0, self.qmin, self.qmax)
         return y
 
-    __call__ = forward
-
-    def backward(self, x: Any, grad_y: Any) -> dict[str, np.ndarray]:
-        """``{"x": dL/dx, "scale": dL/dscale}`` at the current state."""
-        w, axis = self._checked(x)
-        grad = self._check_grad(w, grad_y)
-        self._require_init()
-        g = F32(self._state["g"])
-        if self.profile == "paddleslim":
-            dx, ds = lsq_backward_paddleslim(w, self._state["scale"], grad, g, self.qmin,
-                                             self.qmax, self.per_channel, self.quant_axis,
-                                             self.isa)
-            return {"x": dx, "scale": ds}
+    def _gradients(self, w: np.ndarray, axis: int | None, grad: np.ndarray, g: np.float32
+                   ) -> dict[str, np.ndarray]:
         axes = None if axis is None else tuple(i for i in range(w.ndim) if i != axis)
-        dx, ds, _ = lsq_backward_canonical(w, self._scale_shape(w, axis), 0.0, grad, float(g),
+        dx, ds, _ = lsq_backward_canonical(w, self._step(w, axis), 0.0, grad, float(g),
                                            self.qmin, self.qmax, axes)
         return {"x": dx, "scale": ds.reshape(self._state["scale"].shape)}
 
-    def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """``scale`` (float32 of the current shape -- per channel: 1-D with the known channel
-        count, if any -- finite, ``> 0`` canonical / ``>= 0`` paddleslim), ``g`` and
-        ``init_state`` (:meth:`_checked_g_init`)."""
-        old = self._state["scale"]
-        if self.per_channel:
-            scale = state_array(state["scale"], "scale", None, sign=self._scale_sign())
-            known = old.size or self.channel_num
-            if scale.ndim != 1 or (known and scale.size != known):
-                want = f"({known},)" if known else "1-D"
-                raise ValueError(f"state['scale'] must have shape {want} (one step per "
-                                 f"channel), got shape {scale.shape}")
-        else:
-            scale = state_array(state["scale"], "scale", old.shape, sign=self._scale_sign())
-        g, init = self._checked_g_init(state)
-        return {"scale": scale, "g": g, "init_state": init}
-
-    def scales(self) -> np.ndarray:
-        """The LSQ step(s) (PaddleSlim's ``scales()``; canonical: ``ValueError`` before the
-        first forward)."""
-        self._require_canonical_init("scales")
-        return self._state["scale"].copy()
-
     def zero_points(self) -> Any:
-        """PaddleSlim: the Python int 0 (the weight quanter is always symmetric/signed)."""
-        return 0 if self.profile == "paddleslim" else self.qparams().zero_point
+        return self.qparams().zero_point
 
-    def qparams(self) -> QParams:
-        """Step-convention parameters, zero point 0.
-
-        ``paddleslim`` labels the step ``"threshold"``: PaddleSlim's ``scales()`` returns the
-        LSQ step while its consumers (``LinearQuanter``) treat it as an abs-max threshold.
-        canonical: ``ValueError`` before the first forward (no step is learned yet).
-        """
-        self._require_canonical_init("qparams")
+    def _qparams(self) -> QParams:
         axis = self.quant_axis if self.per_channel else None
         s = self._state["scale"]
-        if self.profile == "paddleslim":
-            s = s if self.per_channel else s.reshape(())
-            return QParams(s, np.zeros(s.shape, np.int64), self.qmin, self.qmax, 8, axis,
-                           convention="threshold")
         return QParams(s, np.zeros(s.shape, np.int64), self.qmin, self.qmax, self.bits, axis,
                        convention="step")
 
@@ -531,61 +626,40 @@ class ActLSQplusQuanter(_LSQBase):
         dtype: str = "float32",
         name: str | None = None,
         *,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         isa: str = "avx2",
     ) -> None:
         super().__init__(quant_bits, sign, symmetric, batch_init, quant_linear, reduce_type,
                          dtype, name, profile)
         self.isa = check_isa(isa)
-        if check_flag(per_channel, "per_channel") and profile == "canonical":
-            raise ValueError("per_channel=True is not supported for activations "
-                             "(PaddleSlim ignores it)")
-        self.per_channel = bool(per_channel)
-        shape: tuple[int, ...] = (1,) if profile == "paddleslim" else ()
-        self._state = {"scale": np.ones(shape, F32), "beta": np.zeros(shape, F32), "g": None,
-                       "init_state": 0}
-        if profile == "paddleslim":
-            self._state["zero_point"] = None
+        self.per_channel = check_flag(per_channel, "per_channel")
+        self._check_config()
+        self._state = self._initial_state(self.rules.per_tensor_scale_shape)
 
+    def _initial_state(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"scale": np.ones(shape, F32), "beta": np.zeros(shape, F32), "g": None,
+                "init_state": 0}
+
+    # -- variant steps ---------------------------------------------------------------
+    def _update_params(self, st: dict[str, Any], lo: np.float32, hi: np.float32,
+                       first: bool) -> None:
+        """Set ``st["scale"]`` and ``st["beta"]`` from the batch's ``min`` / ``max``."""
+        raise NotImplementedError
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _gradients(self, x: np.ndarray, grad: np.ndarray, g: np.float32
+                   ) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    # -- API -------------------------------------------------------------------------
     def _update(self, x: np.ndarray) -> None:
         st = dict(self._state)
         first = st["init_state"] == 0
         if first:
             st["g"] = np.asarray(self._gscale(x.size), F32)
-        lo, hi = F32(np.min(x)), F32(np.max(x))
-        shape = st["scale"].shape
-        if self.profile == "paddleslim":
-            width = F32(self.qmax - self.qmin)
-            rng = F32(hi - lo)
-            qmin = F32(self.qmin)
-            if first:
-                s = F32(rng / width)
-            else:
-                s = F32(F32(st["scale"].reshape(()) * F32(0.9)) + F32(F32(F32(0.1) * rng) / width))
-            if not self.symmetric:
-                if first:
-                    b = F32(lo - F32(s * qmin))
-                else:
-                    b = F32(F32(s * F32(0.9)) + F32(F32(0.1) * F32(lo - F32(s * qmin))))
-                st["beta"] = np.full(shape, b, F32)
-            st["scale"] = np.full(shape, s, F32)
-        else:
-            lo64, hi64 = float(lo), float(hi)
-            if self.symmetric:
-                s_new = max(abs(lo64), abs(hi64)) / self.qmax
-                b_new = 0.0
-            else:
-                s_new = (hi64 - lo64) / (self.qmax - self.qmin)
-                b_new = lo64 - s_new * self.qmin
-            if s_new == 0.0:
-                raise ValueError("cannot initialise the step size: x is all zeros")
-            if first:
-                s64, b64 = s_new, b_new
-            else:
-                s64 = 0.9 * float(st["scale"]) + 0.1 * s_new
-                b64 = 0.9 * float(st["beta"]) + 0.1 * b_new
-            st["scale"] = np.asarray(s64, F32)
-            st["beta"] = np.asarray(b64, F32)
+        self._update_params(st, F32(np.min(x)), F32(np.max(x)), first)
         st["init_state"] = int(st["init_state"]) + 1
         self._state = st
 
@@ -597,15 +671,7 @@ class ActLSQplusQuanter(_LSQBase):
             self._update(arr)
         elif self._state["g"] is None:
             raise ValueError("forward() in eval mode before any training forward")
-        s = F32(self._state["scale"].reshape(()))
-        b = F32(self._state["beta"].reshape(()))
-        if self.profile == "paddleslim":
-            if self.symmetric:
-                return lsq_forward_paddleslim(arr, self._state["scale"], self.qmin, self.qmax,
-                                              isa=self.isa)
-            return lsq_plus_forward_paddleslim(arr, s, b, self.qmin, self.qmax, self.isa)
-        y, _ = lsq_forward_canonical(arr, np.asarray(s), b, self.qmin, self.qmax)
-        return y
+        return self._quantize(arr)
 
     __call__ = forward
 
@@ -614,23 +680,10 @@ class ActLSQplusQuanter(_LSQBase):
         arr = self._check_x(x)
         grad = self._check_grad(arr, grad_y)
         self._require_init()
-        g = F32(self._state["g"])
-        s_arr = self._state["scale"]
-        s, b = F32(s_arr.reshape(())), F32(self._state["beta"].reshape(()))
-        if self.profile == "paddleslim":
-            if self.symmetric:
-                dx, ds = lsq_backward_paddleslim(arr, s_arr, grad, g, self.qmin, self.qmax,
-                                                 isa=self.isa)
-                return {"x": dx, "scale": ds}
-            dx, ds0, db0 = lsq_plus_backward_paddleslim(arr, s, b, grad, g, self.qmin,
-                                                        self.qmax, self.isa)
-            return {"x": dx, "scale": np.array(ds0, F32), "beta": np.array(db0, F32)}
-        dx, ds, db = lsq_backward_canonical(arr, np.asarray(s), b, grad, float(g), self.qmin,
-                                            self.qmax, None)
-        out = {"x": dx, "scale": ds}
-        if not self.symmetric:
-            out["beta"] = db
-        return out
+        return self._gradients(arr, grad, F32(self._state["g"]))
+
+    def _step_offset(self) -> tuple[np.float32, np.float32]:
+        return F32(self._state["scale"].reshape(())), F32(self._state["beta"].reshape(()))
 
     def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
         """``scale`` (float32 of the current shape, finite, ``> 0`` canonical / ``>= 0``
@@ -639,12 +692,66 @@ class ActLSQplusQuanter(_LSQBase):
         float32 array of integer values, in ``[qmin, qmax]``)."""
         shape = self._state["scale"].shape
         out: dict[str, Any] = {
-            "scale": state_array(state["scale"], "scale", shape, sign=self._scale_sign()),
+            "scale": state_array(state["scale"], "scale", shape, sign=self._step_sign),
             "beta": state_array(state["beta"], "beta", shape, sign="any"),
         }
         out["g"], out["init_state"] = self._checked_g_init(state)
-        if self.profile == "paddleslim":
-            out["zero_point"] = self._checked_zero_point(state["zero_point"])
+        return out
+
+    def zero_points(self) -> Any:
+        """PaddleSlim's ``zero_points()`` (paddleslim: cached on first call); canonical:
+        ``qparams().zero_point``."""
+        raise NotImplementedError
+
+
+class _SlimActLSQ(_SlimLSQ, ActLSQplusQuanter, profile=PADDLESLIM):
+    def _initial_state(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        state = super()._initial_state(shape)
+        state["zero_point"] = None
+        return state
+
+    def _update_params(self, st: dict[str, Any], lo: np.float32, hi: np.float32,
+                       first: bool) -> None:
+        """``s = (max - min) / 255`` then ``fl(fl(s * 0.9) + fl(fl(0.1 * range) / 255))``;
+        asymmetric: ``beta = min - s * qmin`` then the scale-seeded
+        ``fl(fl(s * 0.9) + fl(0.1 * fl(min - fl(s * qmin))))`` with the new ``s``."""
+        shape = st["scale"].shape
+        width = F32(self.qmax - self.qmin)
+        rng = F32(hi - lo)
+        qmin = F32(self.qmin)
+        if first:
+            s = F32(rng / width)
+        else:
+            s = F32(F32(st["scale"].reshape(()) * F32(0.9)) + F32(F32(F32(0.1) * rng) / width))
+        if not self.symmetric:
+            if first:
+                b = F32(lo - F32(s * qmin))
+            else:
+                b = F32(F32(s * F32(0.9)) + F32(F32(0.1) * F32(lo - F32(s * qmin))))
+            st["beta"] = np.full(shape, b, F32)
+        st["scale"] = np.full(shape, s, F32)
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        if self.symmetric:
+            return lsq_forward_paddleslim(x, self._state["scale"], self.qmin, self.qmax,
+                                          isa=self.isa)
+        s, b = self._step_offset()
+        return lsq_plus_forward_paddleslim(x, s, b, self.qmin, self.qmax, self.isa)
+
+    def _gradients(self, x: np.ndarray, grad: np.ndarray, g: np.float32
+                   ) -> dict[str, np.ndarray]:
+        if self.symmetric:
+            dx, ds = lsq_backward_paddleslim(x, self._state["scale"], grad, g, self.qmin,
+                                             self.qmax, isa=self.isa)
+            return {"x": dx, "scale": ds}
+        s, b = self._step_offset()
+        dx, ds0, db0 = lsq_plus_backward_paddleslim(x, s, b, grad, g, self.qmin, self.qmax,
+                                                    self.isa)
+        return {"x": dx, "scale": np.array(ds0, F32), "beta": np.array(db0, F32)}
+
+    def _checked_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        out = super()._checked_state(state)
+        out["zero_point"] = self._checked_zero_point(state["zero_point"])
         return out
 
     def _checked_zero_point(self, zp: Any) -> Any:
@@ -664,16 +771,9 @@ class ActLSQplusQuanter(_LSQBase):
                              f"{np.asarray(vals).tolist()!r}")
         return arr
 
-    def scales(self) -> np.ndarray:
-        """The LSQ step (PaddleSlim's ``scales()``; canonical: ``ValueError`` before the
-        first forward)."""
-        self._require_canonical_init("scales")
-        return self._state["scale"].copy()
-
     def zero_points(self) -> Any:
-        """PaddleSlim's ``zero_points()`` (paddleslim profile; cached on first call)."""
-        if self.profile != "paddleslim":
-            return self.qparams().zero_point
+        """``0`` symmetric, else ``clip(qmin - round(fl(qmin / s)), qmin, qmax)``; computed
+        once and cached in the state."""
         if self._state["zero_point"] is None:
             if self.symmetric:
                 zp: Any = 0
@@ -685,22 +785,66 @@ class ActLSQplusQuanter(_LSQBase):
             self._state["zero_point"] = zp
         return self._state["zero_point"]
 
-    def qparams(self) -> QParams:
-        """Step ``scale`` and zero point.
-
-        Canonical: ``zp = -round_half_even(beta / s)`` (0 when symmetric), step convention.
-        PaddleSlim: ``scales()`` and ``zero_points()`` as PaddleSlim reports them (the
-        latter cached), labelled ``"threshold"`` because that is how its consumers read them.
-        canonical: ``ValueError`` before the first forward (no step is learned yet).
-        """
-        self._require_canonical_init("qparams")
+    def _qparams(self) -> QParams:
+        """``scales()`` and ``zero_points()`` as PaddleSlim reports them (the latter
+        cached)."""
         s = self._state["scale"].reshape(())
-        if self.profile == "paddleslim":
-            zp = np.asarray(self.zero_points(), dtype=np.float64).reshape(())
-            return QParams(s, zp, self.qmin, self.qmax, 8, None, convention="threshold")
+        zp = np.asarray(self.zero_points(), dtype=np.float64).reshape(())
+        return QParams(s, zp, self.qmin, self.qmax, 8, None, convention="threshold")
+
+
+class _CanonicalActLSQ(_CanonicalLSQ, ActLSQplusQuanter, profile=CANONICAL):
+    def _check_config(self) -> None:
+        if self.per_channel:
+            raise ValueError("per_channel=True is not supported for activations "
+                             "(PaddleSlim ignores it)")
+
+    def _update_params(self, st: dict[str, Any], lo: np.float32, hi: np.float32,
+                       first: bool) -> None:
+        """Asymmetric ``s = (max - min) / (Qp - Qn)``, ``beta = min - s * Qn``; symmetric
+        ``s = max|x| / Qp``, ``beta = 0``; then ``0.9 * old + 0.1 * new`` (float64, rounded
+        once)."""
+        lo64, hi64 = float(lo), float(hi)
+        if self.symmetric:
+            s_new = max(abs(lo64), abs(hi64)) / self.qmax
+            b_new = 0.0
+        else:
+            s_new = (hi64 - lo64) / (self.qmax - self.qmin)
+            b_new = lo64 - s_new * self.qmin
+        if s_new == 0.0:
+            raise ValueError("cannot initialise the step size: x is all zeros")
+        if first:
+            s64, b64 = s_new, b_new
+        else:
+            s64 = 0.9 * float(st["scale"]) + 0.1 * s_new
+            b64 = 0.9 * float(st["beta"]) + 0.1 * b_new
+        st["scale"] = np.asarray(s64, F32)
+        st["beta"] = np.asarray(b64, F32)
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        s, b = self._step_offset()
+        y, _ = lsq_forward_canonical(x, np.asarray(s), b, self.qmin, self.qmax)
+        return y
+
+    def _gradients(self, x: np.ndarray, grad: np.ndarray, g: np.float32
+                   ) -> dict[str, np.ndarray]:
+        s, b = self._step_offset()
+        dx, ds, db = lsq_backward_canonical(x, np.asarray(s), b, grad, float(g), self.qmin,
+                                            self.qmax, None)
+        out = {"x": dx, "scale": ds}
+        if not self.symmetric:
+            out["beta"] = db
+        return out
+
+    def zero_points(self) -> Any:
+        return self.qparams().zero_point
+
+    def _qparams(self) -> QParams:
+        """``zp = -round_half_even(beta / s)`` (0 when symmetric), step convention."""
+        s = self._state["scale"].reshape(())
         if self.symmetric:
             zp64 = 0.0
         else:
             zp64 = -float(np.rint(float(self._state["beta"]) / float(s)))
-        return QParams(s, np.asarray(int(zp64), np.int64), self.qmin, self.qmax, self.bits, None,
-                       convention="step")
+        return QParams(s, np.asarray(int(zp64), np.int64), self.qmin, self.qmax, self.bits,
+                       None, convention="step")

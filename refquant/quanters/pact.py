@@ -1,7 +1,12 @@
 """PACT: parameterized clipping activation (Choi et al., 2018, arXiv:1805.06085).
 
-``paddleslim`` profile: ``paddleslim/quant/quanters/pact.py`` (``PACTQuanterLayer``). The
-clip is symmetric and built from two ReLUs, evaluated in float32 as::
+One variant per profile (:class:`refquant.profiles.ProfileVariants`; ``PACTQuanter(...,
+profile=p)`` builds it); the rules decide the shape of ``alpha`` (``per_tensor_scale_shape``)
+and whether it must be positive (``requires_positive_init``).
+
+``paddleslim`` profile: PaddlePaddle/PaddleSlim ``paddleslim/quant/quanters/pact.py``
+(``PACTQuanterLayer``). The clip is symmetric and built from two ReLUs, evaluated in float32
+as::
 
     L  = relu(fl(x - a));  R = relu(fl(fl(-a) - x))
     xc = fl(fl(x - L) + R)                    # == clip(x, -a, a) up to float32 rounding
@@ -29,11 +34,12 @@ once to float32.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._validation import check_bits, check_flag
+from ..profiles import CANONICAL, PADDLESLIM, ProfileRules
 from ..qparams import QParams
 from ._common import (
     F32,
@@ -69,6 +75,9 @@ class PACTQuanter(QuanterBase):
         quantizer.
     """
 
+    #: the variant needs an inner quanter (it has no quantizer of its own)
+    requires_quanter: ClassVar[bool]
+
     def __init__(
         self,
         quanter: QuanterBase | None = None,
@@ -77,20 +86,21 @@ class PACTQuanter(QuanterBase):
         dtype: str = "float32",
         name: str | None = None,
         *,
-        profile: Profile = "canonical",
+        profile: Profile | ProfileRules = "canonical",
         signed: bool = False,
         quant_bits: int = 8,
     ) -> None:
         super().__init__(profile)
         if quanter is not None and not isinstance(quanter, QuanterBase):
             raise TypeError(f"quanter must be a refquant quanter, got {type(quanter).__name__}")
-        if quanter is None and profile == "paddleslim":
-            raise TypeError("quanter is required for profile='paddleslim'")
-        if quanter is not None and quanter.profile != profile:
+        if quanter is None and self.requires_quanter:
+            raise TypeError(f"quanter is required for profile={self.profile!r}")
+        if quanter is not None and quanter.rules is not self.rules:
             raise ValueError(
-                f"quanter has profile={quanter.profile!r}, this PACTQuanter {profile!r}"
+                f"quanter has profile={quanter.profile!r}, this PACTQuanter {self.profile!r}"
             )
-        init = check_real_arg(init_value, "init_value", 0.0 if profile == "canonical" else None,
+        positive = self.rules.requires_positive_init
+        init = check_real_arg(init_value, "init_value", 0.0 if positive else None,
                               low_open=True)
         with np.errstate(over="ignore"):
             if not np.isfinite(F32(init)):
@@ -101,8 +111,7 @@ class PACTQuanter(QuanterBase):
         self.name = check_name_arg(name)
         self.signed = check_flag(signed, "signed")
         self.quant_bits = check_bits(quant_bits, "quant_bits")
-        shape: tuple[int, ...] = (1,) if profile == "paddleslim" else ()
-        self._state = {"alpha": np.full(shape, init, F32)}
+        self._state = {"alpha": np.full(self.rules.per_tensor_scale_shape, init, F32)}
 
     # -- state (alpha plus the inner quanter's, prefixed "quanter.") -----------------
     @property
@@ -125,7 +134,7 @@ class PACTQuanter(QuanterBase):
             raise ValueError(f"state keys do not match: unexpected {sorted(map(str, extra))}")
         inner = {k[len("quanter."):]: v for k, v in state.items() if k != "alpha"}
         alpha = state_array(state["alpha"], "alpha", self._state["alpha"].shape,
-                            sign="positive" if self.profile == "canonical" else "any")
+                            sign="positive" if self.rules.requires_positive_init else "any")
         if self.quanter is not None:
             self.quanter.load_state(inner)
         self._state = {"alpha": alpha}
@@ -140,7 +149,7 @@ class PACTQuanter(QuanterBase):
         if self.quanter is not None:
             self.quanter.eval()
 
-    # -- helpers ---------------------------------------------------------------------
+    # -- clip and grid ---------------------------------------------------------------
     @property
     def alpha(self) -> np.float32:
         return F32(self._state["alpha"].reshape(()))
@@ -150,15 +159,12 @@ class PACTQuanter(QuanterBase):
         return 2 ** (self.quant_bits - 1) - 1 if self.signed else 2**self.quant_bits - 1
 
     def _clip(self, x: np.ndarray) -> np.ndarray:
-        a = self.alpha
-        if self.profile == "paddleslim":
-            left = np.maximum((x - a).astype(F32), F32(0.0))
-            right = np.maximum((F32(-a) - x).astype(F32), F32(0.0))
-            return ((x - left).astype(F32) + right).astype(F32)
-        if not a > 0:
-            raise ValueError(f"alpha must be > 0 for profile='canonical', got {a!r}")
-        lo = -a if self.signed else F32(0.0)
-        return np.minimum(np.maximum(x, lo), a).astype(F32)
+        """The clipped activation (the profile's variant)."""
+        raise NotImplementedError
+
+    def _clip_grads(self, x: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(dx, d alpha)`` of the clip for the gradient ``d`` of its output."""
+        raise NotImplementedError
 
     def _paper_quantize(self, xc: np.ndarray) -> np.ndarray:
         a, qmax = self.alpha, F32(self._grid_qmax)
@@ -192,26 +198,7 @@ class PACTQuanter(QuanterBase):
             inner = self.quanter.backward(xc, g)
             d = inner.pop("x")
             out.update({f"quanter.{k}": v for k, v in inner.items()})
-        a = self.alpha
-        if self.profile == "paddleslim":
-            zero = F32(0.0)
-            upper = (arr - a).astype(F32) > 0  # relu(x - a) active
-            lower = (F32(-a) - arr).astype(F32) > 0  # relu(-a - x) active
-            # Three autograd paths into x: d, -d (upper), -d (lower); +0.0 maps -0.0 to +0.0.
-            dx = np.where(upper & lower, -d, np.where(upper | lower, zero, d))
-            dx = (dx + zero).astype(F32)
-            s_up = sequential_sum(np.where(upper, d, zero))
-            s_lo = sequential_sum(np.where(lower, d, zero))
-            out["alpha"] = np.array([F32(s_up + F32(-s_lo))], F32)
-        else:
-            lo = -a if self.signed else F32(0.0)
-            upper = arr >= a
-            lower = arr <= lo
-            dx = np.where(upper | lower, F32(0.0), d).astype(F32)
-            total = np.sum(d[upper], dtype=np.float64)
-            if self.signed:
-                total -= np.sum(d[lower], dtype=np.float64)
-            out["alpha"] = np.array(total, F32)
+        dx, out["alpha"] = self._clip_grads(arr, d)
         out["x"] = dx
         return out
 
@@ -230,3 +217,51 @@ class PACTQuanter(QuanterBase):
         qmin = -qmax if self.signed else 0
         return QParams(self._state["alpha"], np.zeros((), np.int64), qmin, qmax,
                        self.quant_bits, None, convention="threshold")
+
+
+class _SlimPACT(PACTQuanter, profile=PADDLESLIM):
+    requires_quanter = True  # PaddleSlim's layer has no quantizer of its own
+
+    def _clip(self, x: np.ndarray) -> np.ndarray:
+        """``fl(fl(x - L) + R)`` with ``L = relu(fl(x - a))``, ``R = relu(fl(fl(-a) - x))``."""
+        a = self.alpha
+        left = np.maximum((x - a).astype(F32), F32(0.0))
+        right = np.maximum((F32(-a) - x).astype(F32), F32(0.0))
+        return ((x - left).astype(F32) + right).astype(F32)
+
+    def _clip_grads(self, x: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Paddle's autograd through the two ReLUs (module docstring)."""
+        a = self.alpha
+        zero = F32(0.0)
+        upper = (x - a).astype(F32) > 0  # relu(x - a) active
+        lower = (F32(-a) - x).astype(F32) > 0  # relu(-a - x) active
+        # Three autograd paths into x: d, -d (upper), -d (lower); +0.0 maps -0.0 to +0.0.
+        dx = np.where(upper & lower, -d, np.where(upper | lower, zero, d))
+        dx = (dx + zero).astype(F32)
+        s_up = sequential_sum(np.where(upper, d, zero))
+        s_lo = sequential_sum(np.where(lower, d, zero))
+        return dx, np.array([F32(s_up + F32(-s_lo))], F32)
+
+
+class _CanonicalPACT(PACTQuanter, profile=CANONICAL):
+    requires_quanter = False  # without one, the paper's quantizer on [0, alpha]
+
+    def _clip(self, x: np.ndarray) -> np.ndarray:
+        """``clip(x, lo, a)`` exactly, ``lo = -a`` signed, else 0 (``a > 0`` required)."""
+        a = self.alpha
+        if not a > 0:
+            raise ValueError(f"alpha must be > 0 for profile={self.profile!r}, got {a!r}")
+        lo = -a if self.signed else F32(0.0)
+        return np.minimum(np.maximum(x, lo), a).astype(F32)
+
+    def _clip_grads(self, x: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``dx = d`` strictly inside, 0 outside; ``d alpha`` summed in float64, rounded once."""
+        a = self.alpha
+        lo = -a if self.signed else F32(0.0)
+        upper = x >= a
+        lower = x <= lo
+        dx = np.where(upper | lower, F32(0.0), d).astype(F32)
+        total = np.sum(d[upper], dtype=np.float64)
+        if self.signed:
+            total -= np.sum(d[lower], dtype=np.float64)
+        return dx, np.array(total, F32)

@@ -22,14 +22,16 @@ Factories are any ``paddle.quantization.factory.QuanterFactory`` (this package's
 and quanters, Paddle's, PaddleSlim's).
 
 ``QuantConfig(..., profile="paddleslim")`` reproduces Paddle 3.3.1's ``QuantConfig`` bug for
-bug instead (paddleslim-quirks.md items 54-56): ``add_layer_config`` is a name config on
+bug instead (docs/divergences.md Q54-Q56): ``add_layer_config`` is a name config on
 ``full_name()`` and the last ``add_layer_config``/``add_name_config`` call for a name wins;
 type configs match the exact type only; names match ``full_name()`` only; each child starts
 from its parent's resolved config (the global one below the root); the root model is never
 configured; a config with both factories ``None`` still makes a layer "quantifiable" (a
 mapped layer is replaced by a quanted layer without quanters); only Paddle's default
 mapping (Linear, Conv2D) and leaves apply, by exact type. PTQ/QAT/convert then follow
-Paddle too (items 57, 59-61; see :mod:`.quantize`).
+Paddle too (Q57, Q59-Q61; see :mod:`.quantize`). The choice is the profile's
+``paddle_api_quirks`` rule (:class:`refquant.profiles.ProfileRules`), so a profile registered
+later gets the adapter's own rules unless it asks for Paddle's.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any
 import paddle
 from paddle import nn
 
-from refquant._validation import check_choice
+from refquant.profiles import ProfileRules, get_profile
 
 from . import layers as ql
 from .parallel import PARALLEL_LAYER_MAPPING
@@ -118,24 +120,35 @@ class QuantConfig:
     """How to quantize a model: global, per-type, per-name and per-layer factories.
 
     See the module docstring for the priority rule (layer > name > type > parent >
-    global, independent of call order; type configs match subclasses).
+    global, independent of call order; type configs match subclasses). ``profile`` is a
+    registered profile's name (or its :class:`~refquant.profiles.ProfileRules`); with
+    ``rules.paddle_api_quirks`` the config resolves as Paddle 3.3.1's does.
     """
 
     def __init__(self, activation: Any = None, weight: Any = None, *,
-                 profile: str = "canonical") -> None:
-        self.profile = check_choice(profile, "profile", ("canonical", "paddleslim"))
+                 profile: str | ProfileRules = "canonical") -> None:
+        self._rules = get_profile(profile)
         a = _check_factory(activation, "activation")
         w = _check_factory(weight, "weight")
         self._global = None if (a is None and w is None) else SingleLayerConfig(a, w)
         self._by_layer: dict[int, tuple[Any, SingleLayerConfig]] = {}
         self._by_name: dict[str, SingleLayerConfig] = {}
         self._by_type: dict[type, SingleLayerConfig] = {}
-        self._mapping: dict[type, type] = dict(
-            SLIM_QAT_LAYER_MAPPING if self.profile == "paddleslim" else DEFAULT_QAT_LAYER_MAPPING)
+        self._mapping: dict[type, type] = self.default_qat_layer_mapping
         self._custom_mapping: dict[type, type] = {}
         self._leaves: list[type] = []
         self._resolved: dict[str, SingleLayerConfig | None] = {}
         self._model: Any = None
+
+    @property
+    def rules(self) -> ProfileRules:
+        """The profile's rules this config follows."""
+        return self._rules
+
+    @property
+    def profile(self) -> str:
+        """The profile's name (``"canonical"``, ``"paddleslim"``, ...)."""
+        return self._rules.name
 
     # -- configuration ------------------------------------------------------------------
     def add_layer_config(self, layer: Any, activation: Any = None, weight: Any = None) -> None:
@@ -148,7 +161,7 @@ class QuantConfig:
                 raise TypeError(f"layer must be a paddle.nn.Layer or a list of them, "
                                 f"got {type(item).__name__}")
         for item in items:
-            if self.profile == "paddleslim":  # Paddle: a name config on full_name (item 54)
+            if self._rules.paddle_api_quirks:  # Paddle: a name config on full_name (Q54)
                 self._by_name[item.full_name()] = cfg
             else:
                 self._by_layer[id(item)] = (item, cfg)
@@ -208,7 +221,7 @@ class QuantConfig:
 
     @property
     def default_qat_layer_mapping(self) -> dict[type, type]:
-        if self.profile == "paddleslim":
+        if self._rules.paddle_api_quirks:
             return dict(SLIM_QAT_LAYER_MAPPING)
         return dict(DEFAULT_QAT_LAYER_MAPPING)
 
@@ -226,7 +239,7 @@ class QuantConfig:
     def config_for(self, layer: Any, path: str, parent: SingleLayerConfig | None
                    ) -> SingleLayerConfig | None:
         """The configuration ``layer`` (at attribute path ``path``) resolves to."""
-        if self.profile == "paddleslim":  # exact type, then full name (item 55)
+        if self._rules.paddle_api_quirks:  # exact type, then full name (Q55)
             cfg = self._by_type.get(type(layer), parent)
             return self._by_name.get(layer.full_name(), cfg)
         hit = self._by_layer.get(id(layer))
@@ -248,11 +261,11 @@ class QuantConfig:
         self._model = model
         self._resolved = {}
 
-        slim = self.profile == "paddleslim"
+        slim = self._rules.paddle_api_quirks
 
         def walk(layer: Any, path: str, parent: SingleLayerConfig | None) -> None:
             if slim and not path:
-                cfg = None  # Paddle never configures the root (item 56)
+                cfg = None  # Paddle never configures the root (Q56)
             else:
                 cfg = self.config_for(layer, path, parent)
             self._resolved[path] = cfg
@@ -266,21 +279,21 @@ class QuantConfig:
     def resolved(self, path: str) -> SingleLayerConfig | None:
         """The resolved config at ``path`` in the last specified model (``None``: none)."""
         cfg = self._resolved.get(path)
-        if self.profile == "paddleslim":
-            return cfg  # an empty config still counts as quantifiable (item 56)
+        if self._rules.paddle_api_quirks:
+            return cfg  # an empty config still counts as quantifiable (Q56)
         return None if cfg is None or cfg.empty else cfg
 
     def is_leaf(self, layer: Any) -> bool:
         """No sublayers, or a type declared with :meth:`add_customized_leaf`."""
         if not layer._sub_layers:
             return True
-        if self.profile == "paddleslim":
+        if self._rules.paddle_api_quirks:
             return type(layer) in self._leaves or type(layer) in (nn.ReLU, nn.AvgPool2D)
         return bool(self._leaves) and isinstance(layer, tuple(self._leaves))
 
     def target_type(self, layer: Any) -> type | None:
         """The quanted type ``layer`` maps to: its exact type, else its nearest base class."""
-        if self.profile == "paddleslim":
+        if self._rules.paddle_api_quirks:
             return self._custom_mapping.get(type(layer), self._mapping.get(type(layer)))
         for cls in type(layer).__mro__:
             if cls in self._custom_mapping:

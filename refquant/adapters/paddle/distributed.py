@@ -81,7 +81,7 @@ error on every rank and no rank goes on with different parameters:
 After a timeout or a failed collective the group is unusable (the collective may still be
 pending, the communicator has lost a peer): later calls on it raise at once.
 
-The collective runs in a helper thread so that the calling thread can give up after
+Each collective runs in a worker thread so that the calling thread can give up after
 ``timeout``; Paddle releases the GIL while it waits.
 
 Sync after the last calibration batch: a canonical observer that observes more data after a
@@ -97,7 +97,7 @@ import hashlib
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import paddle
@@ -301,7 +301,7 @@ class _Comm:
             return f"unknown (the TCP store is unreachable: {exc}; rank 0 may be dead)"
 
     def run(self, fn: Any, step: str) -> Any:
-        """Run the collective ``fn()`` in a helper thread; give up after ``timeout``."""
+        """Run the collective ``fn()`` in a worker thread; give up after ``timeout``."""
         box: dict[str, Any] = {}
 
         def target() -> None:
@@ -375,25 +375,12 @@ def _default_group_comm(group: Any, timeout: float, what: str) -> _Comm:
 
 
 # ---------------------------------------------------------------------------------------
-# per-observer state: manifest, contributions, application
+# per-observer state: the manifest
 # ---------------------------------------------------------------------------------------
 def _hist_of(ref: Any) -> ExactHistogram | None:
-    """A copy of a canonical histogram observer's ExactHistogram (``state()['histogram']``)."""
-    if ref.profile != "canonical":
-        return None
+    """A copy of the exact histogram an observer keeps (``state()['histogram']``), if any."""
     h = ref.state().get("histogram")
     return h if isinstance(h, ExactHistogram) else None
-
-
-def _kind(ref: Any) -> str:
-    """How a canonical reference observer's state is reduced."""
-    if _hist_of(ref) is not None:
-        return "hist"
-    if isinstance(ref, _RefAbsmax):
-        return "absmax"
-    if isinstance(ref, (_RefAbsMaxCW, _RefGroupWise)):
-        return "maxarray"
-    return "object"
 
 
 def _qp_digest(qp: QParams) -> str:
@@ -438,7 +425,7 @@ def _manifest_item(e: _Entry, mode: str) -> dict[str, Any]:
         "status": _status(layer),
         "error": None,
     }
-    if item["status"] == "stale" and ref.profile == "canonical" and mode != "local":
+    if item["status"] == "stale" and ref.rules.exact_merge and mode != "local":
         item["error"] = (
             "observed more data after an earlier sync_observers call (the merged state plus "
             "new local data cannot be merged again without double counting); sync once, "
@@ -447,24 +434,340 @@ def _manifest_item(e: _Entry, mode: str) -> dict[str, Any]:
         )
     if ref.num_batches == 0 or mode == "local":
         return item
-    kind = _kind(ref) if ref.profile == "canonical" else "scale"
-    if mode == "check":
-        kind = "check"
-    item["kind"] = kind
-    if kind == "maxarray":
-        st = ref.state()
-        m = st["abs_max"]
-        item["shape"] = None if m is None else tuple(np.shape(m))
-        item["axis"] = st.get("axis")
-        item["ndim"] = st.get("ndim")
-    if kind in ("check", "scale"):
+    kind = next(k for k in _KINDS if k.handles(ref, mode))
+    item["kind"] = kind.name
+    item.update(kind.describe(layer))
+    return item
+
+
+# ---------------------------------------------------------------------------------------
+# sync kinds: how each kind of observer state is exchanged
+# ---------------------------------------------------------------------------------------
+class _SyncKind:
+    """One observer's share of a sync: its manifest fields, its values in the MAX and SUM
+    reductions and in the object gather, and how the results become its state.
+
+    Built from the gathered manifests, so every rank has the same plan: ``items`` are the
+    ranks' manifest entries (group order), ``donor`` the first rank with data.
+    """
+
+    #: the kind's name in the manifest (the ranks must agree on it)
+    name: ClassVar[str]
+
+    def __init__(self, entry: _Entry, items: list[dict[str, Any]], donor: int,
+                 what: str) -> None:
+        self.layer = entry.layer
+        self.items = items
+        self.donor = donor
+        self.what = what
+        self.some_empty = any(it["batches"] == 0 for it in items)
+        self.nmax = 0  # float64 values in the MAX reduction
+        self.nsum = 0  # int64 values in the SUM reduction
+        self.gathers = False  # takes part in the object gather
+
+    @classmethod
+    def handles(cls, ref: Any, mode: str) -> bool:
+        """Whether this kind syncs ``ref`` (an observer with data) in ``mode``."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe(cls, layer: RefquantObserverLayer) -> dict[str, Any]:
+        """The kind's own manifest fields for an observer with data (default: none)."""
+        return {}
+
+    @classmethod
+    def check_ranks(cls, what: str, path: str, seen: list[dict[str, Any]],
+                    ranks: list[int]) -> None:
+        """Raise when the manifests ``seen`` of the ``ranks`` with data do not fit together."""
+
+    def max_part(self) -> np.ndarray:
+        """This rank's ``nmax`` values for the MAX reduction (``-inf`` where it has no data)."""
+        return np.zeros(0, np.float64)
+
+    def sum_part(self, maxima: np.ndarray) -> np.ndarray:
+        """This rank's ``nsum`` values for the SUM reduction, given the reduced maxima."""
+        return np.zeros(0, np.int64)
+
+    def gather_part(self, rank: int) -> Any:
+        """What rank ``rank`` sends in the object gather (``None``: nothing)."""
+        return None
+
+    def apply(self, maxima: np.ndarray, sums: np.ndarray, gathered: list[Any] | None) -> None:
+        """Make the reduced values (and the gathered objects, one per rank) the state."""
+        raise NotImplementedError
+
+
+class _DecidedKind(_SyncKind):
+    """Kinds that compare or reduce the ranks' decided QParams (digest and meta in the
+    manifest); a rank without data adopts the donor's observer."""
+
+    def __init__(self, entry: _Entry, items: list[dict[str, Any]], donor: int,
+                 what: str) -> None:
+        super().__init__(entry, items, donor, what)
+        self.gathers = self.some_empty
+
+    @classmethod
+    def describe(cls, layer: RefquantObserverLayer) -> dict[str, Any]:
         try:
             qp = layer.qparams()
-            item["digest"] = _qp_digest(qp)
-            item["meta"] = _qp_meta(qp)
+            return {"digest": _qp_digest(qp), "meta": _qp_meta(qp)}
         except Exception as exc:  # reported on every rank, raised on every rank
-            item["error"] = f"{type(exc).__name__}: {exc}"
-    return item
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def gather_part(self, rank: int) -> Any:
+        ref = self.layer.reference
+        return ref if rank == self.donor and ref.num_batches > 0 else None
+
+    def _adopt(self, gathered: list[Any] | None) -> None:
+        if self.layer.reference.num_batches == 0 and gathered is not None:
+            self.layer.set_reference(copy.deepcopy(gathered[self.donor]))
+
+
+class _ReplicatedCheck(_DecidedKind):
+    """Replicated data (weights, inputs every rank holds): the ranks' QParams must be
+    bit-identical; nothing is reduced."""
+
+    name = "check"
+
+    @classmethod
+    def handles(cls, ref: Any, mode: str) -> bool:
+        return mode == "check"
+
+    @classmethod
+    def check_ranks(cls, what: str, path: str, seen: list[dict[str, Any]],
+                    ranks: list[int]) -> None:
+        if len({it["digest"] for it in seen}) > 1:
+            raise SyncMismatchError(
+                f"{what}: observer '{path}' sees replicated data (a weight, or an input "
+                "that every rank of this group holds) but its parameters differ across "
+                f"ranks {ranks}: the ranks hold different weights or inputs (different "
+                "checkpoints or initialisations?)"
+            )
+
+    def apply(self, maxima: np.ndarray, sums: np.ndarray, gathered: list[Any] | None) -> None:
+        self._adopt(gathered)
+
+
+class _ScaleMax(_DecidedKind):
+    """Order-dependent statistics (rules without ``exact_merge``): each rank decides on its
+    own data, then the decided scales are reduced with MAX (PaddleSlim's quanters' rule);
+    the layer holds the result (``pin_qparams``), the reference keeps the rank's state."""
+
+    name = "scale"
+
+    def __init__(self, entry: _Entry, items: list[dict[str, Any]], donor: int,
+                 what: str) -> None:
+        super().__init__(entry, items, donor, what)
+        self.nmax = int(np.prod(items[donor]["meta"][0], dtype=np.int64))
+
+    @classmethod
+    def handles(cls, ref: Any, mode: str) -> bool:
+        return not ref.rules.exact_merge
+
+    @classmethod
+    def check_ranks(cls, what: str, path: str, seen: list[dict[str, Any]],
+                    ranks: list[int]) -> None:
+        if len({repr(it["meta"]) for it in seen}) > 1:
+            raise SyncMismatchError(
+                f"{what}: observer '{path}' ({seen[0]['config']}) decided different zero "
+                "points, grids or scale shapes on different ranks, so a MAX of the scales "
+                "has no meaning: "
+                + "; ".join(f"rank {r}: {it['meta']!r}" for r, it in zip(ranks, seen, strict=True))
+            )
+
+    def max_part(self) -> np.ndarray:
+        if self.layer.reference.num_batches == 0:
+            return np.full(self.nmax, -math.inf)
+        return np.asarray(self.layer.qparams().scale, np.float64).ravel()
+
+    def apply(self, maxima: np.ndarray, sums: np.ndarray, gathered: list[Any] | None) -> None:
+        self._adopt(gathered)
+        local = self.layer.qparams()
+        scale = maxima.astype(np.float32).reshape(local.scale.shape)
+        self.layer.pin_qparams(QParams(scale, local.zero_point, local.qmin, local.qmax,
+                                       local.bits, local.axis, None, local.convention,
+                                       extra={"local_scale": local.scale, "synced": "max"}))
+
+
+class _MergedKind(_SyncKind):
+    """Exact statistics (rules with ``exact_merge``): the reduced statistics stand for every
+    rank's batches, so the reference is reset and ingests them."""
+
+    #: the reference observer classes whose state the kind reduces
+    observers: ClassVar[tuple[type, ...]] = ()
+
+    @classmethod
+    def handles(cls, ref: Any, mode: str) -> bool:
+        return isinstance(ref, cls.observers)
+
+    def apply(self, maxima: np.ndarray, sums: np.ndarray, gathered: list[Any] | None) -> None:
+        ref = self.layer.reference
+        self._ingest(ref, maxima, sums, gathered, sum(it["batches"] for it in self.items))
+        self.layer.invalidate_qparams()
+
+    def _ingest(self, ref: Any, maxima: np.ndarray, sums: np.ndarray,
+                gathered: list[Any] | None, batches: int) -> None:
+        raise NotImplementedError
+
+
+class _HistogramMerge(_MergedKind):
+    """Exact histograms (MSE, EMD, Hist, KL): MAX of ``(-min, max)`` gives the union range,
+    every rank folds its histogram onto that grid (whole bins, exact) and the counts and
+    totals are summed."""
+
+    name = "hist"
+
+    def __init__(self, entry: _Entry, items: list[dict[str, Any]], donor: int,
+                 what: str) -> None:
+        super().__init__(entry, items, donor, what)
+        h = _hist_of(self.layer.reference)
+        assert h is not None
+        self.nmax, self.nsum = 2, h.bins + 2
+        self.grid: ExactHistogram | None = None
+
+    @classmethod
+    def handles(cls, ref: Any, mode: str) -> bool:
+        return _hist_of(ref) is not None
+
+    def max_part(self) -> np.ndarray:
+        h = _hist_of(self.layer.reference)
+        assert h is not None  # empty: min = +inf, max = -inf
+        return np.array([-h.min, h.max], np.float64)
+
+    def sum_part(self, maxima: np.ndarray) -> np.ndarray:
+        g = _hist_of(self.layer.reference)  # a copy (state())
+        assert g is not None
+        lo, hi = -float(maxima[0]) + 0.0, float(maxima[1]) + 0.0
+        if lo <= hi:  # else no rank has a finite value: nothing to fold
+            g.regrid(lo, hi)
+        self.grid = g
+        return np.concatenate([g.counts, [g.total, 0]]).astype(np.int64)
+
+    def _ingest(self, ref: Any, maxima: np.ndarray, sums: np.ndarray,
+                gathered: list[Any] | None, batches: int) -> None:
+        grid = self.grid
+        assert grid is not None
+        n = grid.bins
+        counts = sums[:n].copy()
+        if int(sums[n]) != int(counts.sum()):  # pragma: no cover - collective bug
+            raise SyncError(f"{self.what}: histogram totals do not add up")
+        merged = ExactHistogram.from_counts(counts, exponent=grid.exponent,
+                                            offset=grid.offset, min=grid.min,
+                                            max=grid.max, symmetric=grid.symmetric)
+        ref.reset()
+        ref.observe_histogram(merged, batches=batches)
+
+
+class _AbsMaxReduce(_MergedKind):
+    """Per-tensor abs-max: MAX of ``max |x|`` (float64 holds every float32 exactly)."""
+
+    name = "absmax"
+    observers = (_RefAbsmax,)
+
+    def __init__(self, entry: _Entry, items: list[dict[str, Any]], donor: int,
+                 what: str) -> None:
+        super().__init__(entry, items, donor, what)
+        self.nmax = 1
+
+    def max_part(self) -> np.ndarray:
+        ref = self.layer.reference
+        if ref.num_batches == 0:
+            return np.full(1, -math.inf)
+        return np.array([ref.state()["abs_max"]], np.float64)
+
+    def _ingest(self, ref: Any, maxima: np.ndarray, sums: np.ndarray,
+                gathered: list[Any] | None, batches: int) -> None:
+        ref.reset()
+        ref.observe_abs_max(float(maxima[0]), batches=batches)
+
+
+class _MaximaReduce(_MergedKind):
+    """An array of maxima (per channel, per group): elementwise MAX; the ranks must agree
+    on its shape (and axis)."""
+
+    def __init__(self, entry: _Entry, items: list[dict[str, Any]], donor: int,
+                 what: str) -> None:
+        super().__init__(entry, items, donor, what)
+        self.shape = tuple(items[donor]["shape"])
+        self.nmax = int(np.prod(self.shape, dtype=np.int64))
+
+    @classmethod
+    def describe(cls, layer: RefquantObserverLayer) -> dict[str, Any]:
+        st = layer.reference.state()
+        m = st["abs_max"]
+        return {"shape": None if m is None else tuple(np.shape(m)), "axis": st.get("axis"),
+                "ndim": st.get("ndim")}
+
+    def max_part(self) -> np.ndarray:
+        ref = self.layer.reference
+        if ref.num_batches == 0:
+            return np.full(self.nmax, -math.inf)
+        return np.asarray(ref.state()["abs_max"], np.float64).ravel()
+
+
+class _ChannelMaxReduce(_MaximaReduce):
+    """Per-channel abs-max of a weight (AbsMaxChannelWise)."""
+
+    name = "channelmax"
+    observers = (_RefAbsMaxCW,)
+
+    def _ingest(self, ref: Any, maxima: np.ndarray, sums: np.ndarray,
+                gathered: list[Any] | None, batches: int) -> None:
+        donor = self.items[self.donor]
+        batch_shape = [1] * int(donor["ndim"])
+        batch_shape[int(donor["axis"])] = self.shape[0]
+        ref.reset()
+        ref.observe_channel_abs_max(maxima.reshape(self.shape).copy(), tuple(batch_shape),
+                                    batches=batches)
+
+
+class _GroupMaxReduce(_MaximaReduce):
+    """Per-group abs-max of a weight (GroupWise)."""
+
+    name = "groupmax"
+    observers = (_RefGroupWise,)
+
+    def _ingest(self, ref: Any, maxima: np.ndarray, sums: np.ndarray,
+                gathered: list[Any] | None, batches: int) -> None:
+        ref.reset()
+        ref.observe_group_abs_max(maxima.reshape(self.shape).copy(), batches=batches)
+
+
+class _ObjectMerge(_MergedKind):
+    """Any other exact state (AVG's exact sum, MSE channel-wise's values): every rank's
+    reference observer is gathered and merged in rank order with its ``merge``."""
+
+    name = "object"
+
+    def __init__(self, entry: _Entry, items: list[dict[str, Any]], donor: int,
+                 what: str) -> None:
+        super().__init__(entry, items, donor, what)
+        self.gathers = True
+
+    @classmethod
+    def handles(cls, ref: Any, mode: str) -> bool:
+        return True
+
+    def gather_part(self, rank: int) -> Any:
+        ref = self.layer.reference
+        return ref if ref.num_batches > 0 else None
+
+    def _ingest(self, ref: Any, maxima: np.ndarray, sums: np.ndarray,
+                gathered: list[Any] | None, batches: int) -> None:
+        assert gathered is not None
+        ref.reset()
+        for other in gathered:
+            if other is not None:
+                ref.merge(other)
+
+
+#: every kind, in the order an observer is matched against them (the first that handles
+#: it; :class:`_ObjectMerge` takes whatever is left)
+_KINDS: tuple[type[_SyncKind], ...] = (
+    _ReplicatedCheck, _ScaleMax, _HistogramMerge, _AbsMaxReduce, _ChannelMaxReduce,
+    _GroupMaxReduce, _ObjectMerge,
+)
+_KIND_BY_NAME: dict[str, type[_SyncKind]] = {k.name: k for k in _KINDS}
 
 
 def _validate(manifests: list[list[dict]], comm: _Comm, allow_empty: bool) -> None:
@@ -521,176 +824,48 @@ def _validate(manifests: list[list[dict]], comm: _Comm, allow_empty: bool) -> No
                     f"{what}: observer '{path}' has different {key} across ranks: "
                     + "; ".join(f"rank {comm.ranks[r]}: {items[r].get(key)!r}" for r in full)
                 )
-        if seen[0]["kind"] == "check":
-            if len({it["digest"] for it in seen}) > 1:
-                raise SyncMismatchError(
-                    f"{what}: observer '{path}' sees replicated data (a weight, or an input "
-                    "that every rank of this group holds) but its parameters differ across "
-                    f"ranks {[comm.ranks[r] for r in full]}: the ranks hold different weights "
-                    "or inputs (different checkpoints or initialisations?)"
-                )
-        elif seen[0]["kind"] == "scale" and len({repr(it["meta"]) for it in seen}) > 1:
-            raise SyncMismatchError(
-                f"{what}: observer '{path}' (profile='paddleslim') decided different zero "
-                "points, grids or scale shapes on different ranks, so a MAX of the scales "
-                "has no meaning: "
-                + "; ".join(f"rank {comm.ranks[r]}: {items[r]['meta']!r}" for r in full)
-            )
-
-
-@dataclass
-class _Step:
-    """One observer's share of the collectives (identical on every rank)."""
-
-    entry: _Entry
-    kind: str
-    items: list[dict]
-    donor: int  # first group rank (index) that has data
-    nmax: int = 0  # float64 values in the MAX reduction
-    nsum: int = 0  # int64 values in the SUM reduction
-    obj: bool = False  # takes part in the object gather
-    grid: ExactHistogram | None = None
+        _KIND_BY_NAME[seen[0]["kind"]].check_ranks(what, path, seen,
+                                                   [comm.ranks[r] for r in full])
 
 
 def _plan(entries: list[tuple[_Entry, str]], manifests: list[list[dict]],
-          nranks: int) -> list[_Step]:
-    steps = []
+          what: str) -> list[_SyncKind]:
+    """The sync kind of every observer that has something to exchange (same on every rank)."""
+    kinds = []
     for i, (e, mode) in enumerate(entries):
         items = [man[i] for man in manifests]
         full = [r for r, it in enumerate(items) if it["batches"] > 0]
         if not full or mode == "local" or all(it["status"] == "synced" for it in items):
             continue
-        donor = full[0]
-        kind = items[donor]["kind"]
-        step = _Step(e, kind, items, donor)
-        some_empty = len(full) < nranks
-        if kind == "check":
-            step.obj = some_empty
-        elif kind == "scale":
-            step.nmax = int(np.prod(items[donor]["meta"][0], dtype=np.int64))
-            step.obj = some_empty
-        elif kind == "absmax":
-            step.nmax = 1
-        elif kind == "maxarray":
-            step.nmax = int(np.prod(items[donor]["shape"], dtype=np.int64))
-        elif kind == "hist":
-            step.nmax = 2
-            h = _hist_of(e.layer.reference)
-            assert h is not None
-            step.nsum = h.bins + 2
-        else:
-            step.obj = True
-        steps.append(step)
-    return steps
+        kinds.append(_KIND_BY_NAME[items[full[0]]["kind"]](e, items, full[0], what))
+    return kinds
 
 
-def _max_part(step: _Step) -> np.ndarray:
-    """This rank's contribution to the MAX reduction (``-inf`` where it has no data)."""
-    ref = step.entry.layer.reference
-    if step.kind == "hist":
-        h = _hist_of(ref)
-        assert h is not None  # empty: min = +inf, max = -inf
-        return np.array([-h.min, h.max], np.float64)
-    if ref.num_batches == 0:
-        return np.full(step.nmax, -math.inf)
-    if step.kind == "scale":
-        return np.asarray(step.entry.layer.qparams().scale, np.float64).ravel()
-    if step.kind == "absmax":
-        return np.array([ref.state()["abs_max"]], np.float64)
-    return np.asarray(ref.state()["abs_max"], np.float64).ravel()  # maxarray
+def _split(values: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    return np.split(values, np.cumsum(sizes)[:-1])
 
 
 def _sync_entries(entries: list[tuple[_Entry, str]], comm: _Comm, allow_empty: bool) -> None:
-    """The collective part for one group: manifest, reductions, application."""
+    """The collective part for one group: manifest, MAX and SUM reductions, object gather,
+    then every observer's kind applies the results (the same computation on every rank)."""
     comm.start()
     manifest = [_manifest_item(e, mode) for e, mode in entries]
     manifests = comm.all_gather_object(manifest, "manifest")
     _validate(manifests, comm, allow_empty)
-    steps = _plan(entries, manifests, comm.nranks)
-    if not steps:
+    kinds = _plan(entries, manifests, comm.what)
+    if not kinds:
         return
-
-    parts = [_max_part(s) for s in steps if s.nmax]
-    mx = comm.all_reduce(np.concatenate(parts) if parts else np.zeros(0),
-                         dist.ReduceOp.MAX, "all_reduce max")
-    # histograms: fold onto the grid of the union range (exact), then sum the counts
-    pos, sums = 0, []
-    maxima: list[np.ndarray] = []
-    for s in steps:
-        maxima.append(mx[pos:pos + s.nmax])
-        pos += s.nmax
-        if s.kind == "hist":
-            h0 = _hist_of(s.entry.layer.reference)
-            assert h0 is not None
-            lo, hi = -float(maxima[-1][0]) + 0.0, float(maxima[-1][1]) + 0.0
-            g = h0  # already a copy (state())
-            if lo <= hi:  # else no rank has a finite value: nothing to fold
-                g.regrid(lo, hi)
-            s.grid = g
-            sums.append(np.concatenate([g.counts, [g.total, 0]]).astype(np.int64))
-    sm = comm.all_reduce(np.concatenate(sums) if sums else np.zeros(0, np.int64),
-                         dist.ReduceOp.SUM, "all_reduce sum")
-    objects = [s.entry.layer.reference if s.entry.layer.reference.num_batches > 0 and (
-        s.kind == "object" or comm.rank == s.donor) else None for s in steps if s.obj]
-    gathered = comm.all_gather_object(objects, "all_gather objects") if objects else []
-
-    # -- apply: the same computation on every rank ---------------------------------------
-    spos, opos = 0, 0
-    for s, m in zip(steps, maxima, strict=True):
-        layer, ref = s.entry.layer, s.entry.layer.reference
-        src = None
-        if s.obj:
-            src = [gathered[r][opos] for r in range(comm.nranks)]
-            opos += 1
-        if s.kind == "check":
-            if ref.num_batches == 0 and src is not None:
-                layer.set_reference(copy.deepcopy(src[s.donor]))  # replicated: donor's state
-            continue
-        if s.kind == "scale":
-            if ref.num_batches == 0 and src is not None:
-                layer.set_reference(copy.deepcopy(src[s.donor]))
-            local = layer.qparams()
-            scale = m.astype(np.float32).reshape(local.scale.shape)
-            layer.pin_qparams(QParams(scale, local.zero_point, local.qmin, local.qmax,
-                                      local.bits, local.axis, None, local.convention,
-                                      extra={"local_scale": local.scale, "synced": "max"}))
-            continue
-        # the merged statistics stand for every rank's batches: reset, then ingest them
-        total = sum(it["batches"] for it in s.items)
-        if s.kind == "absmax":
-            ref.reset()
-            ref.observe_abs_max(float(m[0]), batches=total)
-        elif s.kind == "maxarray":
-            it = s.items[s.donor]
-            shape = tuple(it["shape"])
-            maxima = m.reshape(shape).copy()
-            ref.reset()
-            if isinstance(ref, _RefAbsMaxCW):
-                batch_shape = [1] * int(it["ndim"])
-                batch_shape[int(it["axis"])] = shape[0]
-                ref.observe_channel_abs_max(maxima, tuple(batch_shape), batches=total)
-            else:
-                ref.observe_group_abs_max(maxima, batches=total)
-        elif s.kind == "hist":
-            grid = s.grid
-            assert grid is not None
-            n = grid.bins
-            counts = sm[spos:spos + n].copy()
-            if int(sm[spos + n]) != int(counts.sum()):  # pragma: no cover - collective bug
-                raise SyncError(f"{comm.what}: histogram totals do not add up")
-            merged = ExactHistogram.from_counts(counts, exponent=grid.exponent,
-                                                offset=grid.offset, min=grid.min,
-                                                max=grid.max, symmetric=grid.symmetric)
-            spos += n + 2
-            ref.reset()
-            ref.observe_histogram(merged, batches=total)
-        else:  # object: every rank's observer merged in rank order (exact, order-free)
-            assert src is not None
-            ref.reset()
-            for o in src:
-                if o is not None:
-                    ref.merge(o)
-        layer.invalidate_qparams()
+    mx = comm.all_reduce(np.concatenate([k.max_part() for k in kinds]), dist.ReduceOp.MAX,
+                         "all_reduce max")
+    maxima = _split(mx, [k.nmax for k in kinds])
+    parts = [k.sum_part(m) for k, m in zip(kinds, maxima, strict=True)]
+    sm = comm.all_reduce(np.concatenate(parts), dist.ReduceOp.SUM, "all_reduce sum")
+    sums = _split(sm, [k.nsum for k in kinds])
+    sent = [k.gather_part(comm.rank) for k in kinds if k.gathers]
+    gathered = comm.all_gather_object(sent, "all_gather objects") if sent else []
+    per_kind = iter([list(c) for c in zip(*gathered, strict=True)])  # over ranks, per kind
+    for k, m, s in zip(kinds, maxima, sums, strict=True):
+        k.apply(m, s, next(per_kind) if k.gathers else None)
 
 
 # ---------------------------------------------------------------------------------------

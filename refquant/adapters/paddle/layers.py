@@ -58,7 +58,13 @@ _PARALLEL_LINEAR = ("ColumnParallelLinear", "RowParallelLinear")
 def check_signature(owner: str, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
                     ) -> None:
     """``TypeError`` naming ``owner`` when ``fn`` cannot take these arguments (an unknown
-    keyword, too many positional arguments, one argument given twice)."""
+    keyword, too many positional arguments, one argument given twice).
+
+    A class is checked against its ``__init__`` (a placeholder stands for ``self``): the
+    signature of a class whose ``__new__`` takes ``*args, **kwargs``
+    (:class:`refquant.profiles.ProfileVariants`) would accept anything."""
+    if isinstance(fn, type):
+        fn, args = fn.__init__, (None, *args)  # type: ignore[misc]
     try:
         inspect.signature(fn).bind(*args, **kwargs)
     except TypeError as exc:

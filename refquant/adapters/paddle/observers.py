@@ -181,7 +181,7 @@ class RefquantObserverLayer(BaseObserver):
         """The reference decision from everything observed so far."""
         self._flush()
         if self._ref.num_batches == 0:
-            if self._ref.profile == "paddleslim":
+            if self._ref.rules.paddle_api_quirks:
                 raise self._slim_uncalibrated(
                     f"{type(self).__name__} of {self._target} has observed no data "
                     f"(PaddleSlim's scales() raises {self._slim_uncalibrated.__name__} here, "
@@ -498,12 +498,13 @@ class AVGObserverLayer(_DeferredLayer):
 
     def _observe(self, x: paddle.Tensor) -> None:
         if x.ndim == 0:
-            if self._ref.profile == "paddleslim":
-                raise IndexError(
-                    f"AVGObserver(profile='paddleslim') on {self._target}: a 0-D batch has no "
-                    "axis 0 (PaddleSlim raises IndexError, quirk 13)"
-                )
-            x = x.reshape([1])
+            # one sample, or PaddleSlim's IndexError (Q13a): the reference decides, from the
+            # value itself, after the batches still pending
+            self._flush()
+            self._finite(x)
+            self._host_observe(x)
+            return
+        exact = self._ref.rules.exact_merge  # exact sums; else PaddleSlim's per-batch means
         if x.dtype != paddle.float32 or self._ref.ignore_nonfinite:
             self._flush()
             host_maxima, finite = dev.per_sample_abs_max_finite(x)
@@ -518,13 +519,12 @@ class AVGObserverLayer(_DeferredLayer):
             # NumPy's max propagates NaN and an Inf is a maximum: the maxima are their own
             # finiteness probe
             hmax = np.abs(v.reshape(v.shape[0], -1)).max(axis=1)
-            # paddleslim: the batch's mean is taken in _flush (_slim_means), batched
-            self._pending.append((hmax, _MEAN_DUE if self._ref.profile == "paddleslim"
-                                  else _NO_PROBE))
+            # per-batch means (not exact_merge): taken in _flush (_slim_means), batched
+            self._pending.append((hmax, _NO_PROBE if exact else _MEAN_DUE))
             return
         flat = x.reshape([x.shape[0], -1])
         maxima = paddle.max(paddle.abs(flat), axis=1)
-        if self._ref.profile == "paddleslim":
+        if not exact:
             # PaddleSlim keeps float(paddle.mean(maxima)) per batch: computed here, on this
             # device, with Paddle's own mean (the reference emulates its CPU lane order)
             maxima = paddle.mean(maxima).reshape([1])
@@ -537,7 +537,7 @@ class AVGObserverLayer(_DeferredLayer):
         maxima, probes = _pending_on_host(pending)
         if not _probes_ok(maxima, probes):
             raise _probe_error(self._target, len(pending))
-        if self._ref.profile == "canonical":
+        if self._ref.rules.exact_merge:
             # exact, order-free sum: every pending batch's maxima in one hand-over
             self._ref.observe_sample_abs_max(maxima, batches=len(pending))
             return
@@ -549,7 +549,7 @@ class _SearchLayer(RefquantObserverLayer):
     _loss = "mse"
 
     def _observe(self, x: paddle.Tensor) -> None:
-        if self._ref.profile == "canonical":
+        if self._ref.rules.exact_merge:  # an exact histogram; else PaddleSlim's losses
             _hist_observe(self, x, self._ref.histogram_bins, True)
             return
         v = dev.host_view(x)
@@ -636,7 +636,7 @@ class _HistLayer(RefquantObserverLayer):
         return True
 
     def _observe(self, x: paddle.Tensor) -> None:
-        if self._ref.profile == "paddleslim":
+        if not self._ref.rules.exact_merge:
             self._host_observe(x)  # PaddleSlim's np.histogram state machine needs values
             return
         _hist_observe(self, x, self._ref.bins_count, self._symmetric())

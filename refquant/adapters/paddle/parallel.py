@@ -50,6 +50,8 @@ from typing import Any
 import paddle
 from paddle.nn import functional as F
 
+from refquant.observers.groupwise import GroupWiseWeightObserver as _RefGroupWise
+
 from .layers import QuantedLinear
 
 __all__ = [
@@ -71,9 +73,8 @@ def _weight_mode(quanter: Any, split_axis: int) -> str:
     if quanter is None:
         return "local"
     ref = getattr(quanter, "reference", None)
-    name = type(ref).__name__ if ref is not None else type(quanter).__name__
-    if "GroupWise" in name:
-        return "local"
+    if isinstance(ref, _RefGroupWise) or (ref is None and "GroupWise" in type(quanter).__name__):
+        return "local"  # a refquant group-wise observer, or a foreign one by its name
     axis = getattr(quanter, "_axis", None)
     if ref is None and hasattr(quanter, "quant_axis"):
         axis = quanter.quant_axis()

@@ -25,12 +25,22 @@ kernels, with the parameters the reference kernels reproduce bit for bit:
   (and offset). ``paddleslim``: PaddleSlim's ``LsqFunc`` / ``LsqPlusActFunc`` expressions
   evaluated with Paddle ops in PaddleSlim's order (``round`` is ``sign(v) * floor(|v| +
   0.5)``, the gradient sums are Paddle's own reductions), the statistics updated like
-  PaddleSlim's (quirks 41-50; the per-tensor step is written as a ``[1]`` tensor, which is
-  what PaddleSlim computes once its 0-D ``set_value`` crash is worked around, quirk 42).
+  PaddleSlim's (docs/divergences.md, Q41-Q50; the per-tensor step is written as a ``[1]``
+  tensor, which is what PaddleSlim computes once its 0-D ``set_value`` crash is worked
+  around, Q42).
   ``canonical``: the papers' method as :mod:`refquant.quanters.lsq` defines it -- round half
   to even, gradient scale ``1 / sqrt(numel_per_scale * Qp)``, gradient sums in float64 rounded
   once (a ``PyLayer``), statistics updated only in training mode. The fake quantization here
   is elementwise Paddle ops (there is no Paddle kernel for LSQ).
+
+Profiles: every layer wraps its reference quanter (``layer.reference``) and reads that quanter's
+rules (:class:`refquant.profiles.ProfileRules`) for each decision the two share -- the
+initial moving-average state, the per-tensor parameter shape, the FTZ/DAZ op, the zero points,
+eval-mode updates. Layers of profiles whose rules drop non-finite values from the statistics
+(``drops_nonfinite``: canonical) refuse NaN/Inf input, which Paddle's kernels cannot drop;
+the others pass it through as PaddleSlim does. Where the Paddle computation itself differs
+(PACT's clip, LSQ+'s statistics and functions), the layer holds a small ops object with one
+variant per profile (:class:`refquant.profiles.ProfileVariants`), built from the same rules.
 """
 
 from __future__ import annotations
@@ -45,7 +55,14 @@ from paddle.autograd import PyLayer
 from paddle.quantization.base_quanter import BaseQuanter
 from paddle.quantization.factory import QuanterFactory
 
-from refquant.observers.base import Profile
+from refquant.profiles import (
+    CANONICAL,
+    PADDLESLIM,
+    Profile,
+    ProfileRules,
+    ProfileVariants,
+    get_profile,
+)
 from refquant.qparams import QParams
 from refquant.quanters import ActLSQplusQuanter as _RefActLSQ
 from refquant.quanters import FakeQuanterChannelWiseAbsMaxObserver as _RefCW
@@ -85,7 +102,28 @@ def _check_finite(x: paddle.Tensor, who: str) -> None:
         raise ValueError(f"input of {who} holds NaN or Inf values (shape {list(x.shape)})")
 
 
+def _check_finite_for(rules: ProfileRules, x: paddle.Tensor, who: str) -> None:
+    """Refuse NaN/Inf where the rules drop them from the statistics: Paddle's kernels
+    cannot, so such input has no result in that profile."""
+    if rules.drops_nonfinite:
+        _check_finite(x, who)
+
+
 class _RefquantQuanterLayer(BaseQuanter):
+    _ref: Any
+    _axis: int
+
+    @property
+    def weight_axis(self) -> int:
+        """The channel axis of the quantized weight (``-1`` per tensor is decided elsewhere)."""
+        return int(self._axis)
+
+    @property
+    def reference(self) -> Any:
+        """The wrapped reference quanter (``refquant.quanters``), whose rules this layer
+        follows; its state is synchronised from the layer's parameters by ``qparams()``."""
+        return self._ref
+
     def qparams(self) -> QParams:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -95,13 +133,13 @@ class FakeQuanterWithAbsMaxObserverLayer(_RefquantQuanterLayer):
 
     def __init__(self, layer: Any = None, moving_rate: float = 0.9, bit_length: int = 8,
                  dtype: str = "float32", name: str | None = None, *,
-                 profile: Profile = "canonical") -> None:
+                 profile: Profile | ProfileRules = "canonical") -> None:
         super().__init__()
         self._ref = _RefMA(moving_rate, bit_length, dtype, name, profile=profile)
         self._who = f"{type(self).__name__} of {layer_label(layer)}"
         self._rate = float(moving_rate)
         self._bits = int(bit_length)
-        init = 1.0 if profile == "paddleslim" else 0.0
+        init = self._ref.rules.moving_average_init
         attr = paddle.ParamAttr(trainable=False)
         self._scale = self.create_parameter(
             [1], attr=attr, dtype="float32",
@@ -112,8 +150,7 @@ class FakeQuanterWithAbsMaxObserverLayer(_RefquantQuanterLayer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         _check_input(x, self._who)
-        if self._ref.profile == "canonical":
-            _check_finite(x, self._who)
+        _check_finite_for(self._ref.rules, x, self._who)
         out, scale, state, accum = _C_ops.fake_quantize_dequantize_moving_average_abs_max(
             x, self._scale, self._accum, self._state, self._rate, self._bits,
             not self.training, 1)
@@ -136,7 +173,9 @@ class FakeQuanterWithAbsMaxObserverLayer(_RefquantQuanterLayer):
         return self._scale
 
     def zero_points(self) -> Any:
-        return None if self._ref.profile == "paddleslim" else paddle.zeros([1], "float32")
+        if self._ref.rules.symmetric_zero_points_none:
+            return None
+        return paddle.zeros([1], "float32")
 
     def quant_axis(self) -> int:
         return -1
@@ -150,7 +189,7 @@ class FakeQuanterChannelWiseAbsMaxObserverLayer(_RefquantQuanterLayer):
 
     def __init__(self, layer: Any = None, bit_length: int = 8, dtype: str = "float32",
                  name: str | None = None, *, quant_axis: int | None = None,
-                 profile: Profile = "canonical") -> None:
+                 profile: Profile | ProfileRules = "canonical") -> None:
         super().__init__()
         self._who = f"{type(self).__name__} of {layer_label(layer)}"
         if quant_axis is not None and (isinstance(quant_axis, bool)
@@ -173,9 +212,8 @@ class FakeQuanterChannelWiseAbsMaxObserverLayer(_RefquantQuanterLayer):
         if x.ndim <= self._axis:
             raise ValueError(f"input of {self._who} has shape {list(x.shape)}: it has no axis "
                              f"quant_axis={self._axis} to take channels along")
-        if self._ref.profile == "canonical":
-            _check_finite(x, self._who)
-        if self._ref.profile == "paddleslim":
+        _check_finite_for(self._ref.rules, x, self._who)
+        if self._ref.rules.flush_subnormal_scales:  # legacy op: FTZ/DAZ, as PaddleSlim calls it
             out = paddle.empty_like(x)
             scale = paddle.empty([x.shape[self._axis]], "float32")
             out, scale = _legacy_C_ops.fake_channel_wise_quantize_dequantize_abs_max(  # type: ignore[attr-defined]
@@ -195,7 +233,7 @@ class FakeQuanterChannelWiseAbsMaxObserverLayer(_RefquantQuanterLayer):
         return self._scales
 
     def zero_points(self) -> Any:
-        if self._ref.profile == "paddleslim":
+        if self._ref.rules.symmetric_zero_points_none:
             return None
         return paddle.zeros(self._scales.shape, "float32")
 
@@ -255,8 +293,8 @@ class PACTQuanterLayer(_RefquantQuanterLayer):
 
     def __init__(self, layer: Any = None, quanter: Any = None, init_value: float = 100.0,
                  learning_rate: float = 1000.0, dtype: str = "float32",
-                 name: str | None = None, *, profile: Profile = "canonical", signed: bool = False,
-                 quant_bits: int = 8) -> None:
+                 name: str | None = None, *, profile: Profile | ProfileRules = "canonical",
+                 signed: bool = False, quant_bits: int = 8) -> None:
         super().__init__()
         self._who = f"{type(self).__name__} of {layer_label(layer)}"
         if quanter is not None and (isinstance(quanter, type)
@@ -270,9 +308,9 @@ class PACTQuanterLayer(_RefquantQuanterLayer):
                             f"{type(quanter).__name__}")
         self._ref = _RefPACT(inner_ref, init_value, learning_rate, dtype, name,
                              profile=profile, signed=signed, quant_bits=quant_bits)
-        shape = [1] if profile == "paddleslim" else []
+        self._ops = _PACTOps(profile=self._ref.rules)
         self.alpha = self.create_parameter(
-            shape, dtype="float32",
+            list(self._ref.rules.per_tensor_scale_shape), dtype="float32",
             attr=paddle.ParamAttr(learning_rate=float(learning_rate)),
             default_initializer=paddle.nn.initializer.Constant(float(init_value)))
         self._signed = bool(signed)
@@ -280,20 +318,8 @@ class PACTQuanterLayer(_RefquantQuanterLayer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         _check_input(x, self._who)
-        if self._ref.profile == "canonical":
-            _check_finite(x, self._who)
-        if self._ref.profile == "paddleslim":
-            left = paddle.nn.functional.relu(x - self.alpha)
-            right = paddle.nn.functional.relu(-self.alpha - x)
-            assert self.quanter is not None  # required by the reference for this profile
-            return self.quanter(x - left + right)
-        if not float(self.alpha) > 0:
-            raise ValueError(f"alpha of {self._who} must be > 0 for profile='canonical', "
-                             f"got {float(self.alpha)!r}")
-        if self.quanter is None:
-            qmax = 2 ** (self._qbits - 1) - 1 if self._signed else 2**self._qbits - 1
-            return _CanonicalPaperPACT.apply(x, self.alpha, self._signed, qmax)
-        return self.quanter(_CanonicalClip.apply(x, self.alpha, self._signed))
+        _check_finite_for(self._ref.rules, x, self._who)
+        return self._ops.forward(self, x)
 
     def qparams(self) -> QParams:
         if self.quanter is not None:
@@ -312,6 +338,42 @@ class PACTQuanterLayer(_RefquantQuanterLayer):
 
     def bit_length(self) -> int:
         return self._qbits if self.quanter is None else self.quanter.bit_length()
+
+
+class _PACTOps(ProfileVariants):
+    """:class:`PACTQuanterLayer`'s clip and quantization in Paddle ops, one variant per
+    profile (built from the reference quanter's rules)."""
+
+    def __init__(self, *, profile: ProfileRules) -> None:
+        pass  # stateless: the variant is the whole choice
+
+    def forward(self, layer: PACTQuanterLayer, x: paddle.Tensor) -> paddle.Tensor:
+        raise NotImplementedError
+
+
+class _SlimPACTOps(_PACTOps, profile=PADDLESLIM):
+    def forward(self, layer: PACTQuanterLayer, x: paddle.Tensor) -> paddle.Tensor:
+        """PaddleSlim's ``x - relu(x - a) + relu(-a - x)`` (Paddle's autograd), then the
+        inner quanter."""
+        left = paddle.nn.functional.relu(x - layer.alpha)
+        right = paddle.nn.functional.relu(-layer.alpha - x)
+        assert layer.quanter is not None  # required by the reference for this profile
+        return layer.quanter(x - left + right)
+
+
+class _CanonicalPACTOps(_PACTOps, profile=CANONICAL):
+    def forward(self, layer: PACTQuanterLayer, x: paddle.Tensor) -> paddle.Tensor:
+        """The exact clip with the reference's gradients, then the inner quanter or the
+        paper's quantizer."""
+        alpha = layer.alpha
+        if not float(alpha) > 0:
+            raise ValueError(f"alpha of {layer._who} must be > 0 for profile={self.profile!r}, "
+                             f"got {float(alpha)!r}")
+        if layer.quanter is None:
+            bits = layer._qbits
+            qmax = 2 ** (bits - 1) - 1 if layer._signed else 2**bits - 1
+            return _CanonicalPaperPACT.apply(x, alpha, layer._signed, qmax)
+        return layer.quanter(_CanonicalClip.apply(x, alpha, layer._signed))
 
 
 # ---------------------------------------------------------------------------------------
@@ -444,7 +506,7 @@ class _LSQLayer(_RefquantQuanterLayer):
     def _updates(self) -> bool:
         if self._init_state >= self._ref.batch_init:
             return False
-        return self.training or self._ref.profile == "paddleslim"
+        return self.training or self._ref.rules.updates_state_in_eval
 
     def _set(self, param: paddle.Tensor, value: paddle.Tensor) -> None:
         with paddle.no_grad():
@@ -476,106 +538,145 @@ class WeightLSQplusQuanterLayer(_LSQLayer):
                  quant_linear: bool = False, channel_num: int | None = None,
                  reduce_type: str | None = None, dtype: str = "float32",
                  name: str | None = None, *, quant_axis: int | None = None,
-                 profile: Profile = "canonical") -> None:
+                 profile: Profile | ProfileRules = "canonical") -> None:
         super().__init__()
         self._who = f"{type(self).__name__} of {layer_label(layer)}"
-        axis = quant_axis
-        if profile == "canonical" and per_channel and axis is None and layer is not None:
-            axis = weight_axis(layer)
-        if profile == "canonical" and per_channel and axis is None:
-            axis = 1 if quant_linear else 0
+        axis: int | None
+        ref_axis: int | None
+        if get_profile(profile).lsq_axis_from_quant_linear:
+            # the reference fixes the axis; the layer's own axis is not used
+            axis, ref_axis = (1 if quant_linear else 0), None
+        else:
+            axis = quant_axis
+            if per_channel and axis is None and layer is not None:
+                axis = weight_axis(layer)
+            if per_channel and axis is None:
+                axis = 1 if quant_linear else 0
+            ref_axis = axis
         if per_channel and channel_num is None and layer is not None:
-            pax = axis if profile == "canonical" else (1 if quant_linear else 0)
-            channel_num = int(layer.weight.shape[pax])
+            channel_num = int(layer.weight.shape[axis])
         self._ref = _RefWeightLSQ(quant_bits, sign, symmetric, per_channel, batch_init,
                                   quant_linear, channel_num, reduce_type, dtype, name,
-                                  quant_axis=axis if profile == "canonical" else None,
-                                  profile=profile)
+                                  quant_axis=ref_axis, profile=profile)
+        self._ops = _WeightLSQOps(profile=self._ref.rules)
         self._axis = int(self._ref.quant_axis)
         if per_channel:  # the channel count comes from the layer (or channel_num)
             shape = [int(channel_num) if channel_num else 1]
         else:
-            shape = [1] if profile == "paddleslim" else []
+            shape = list(self._ref.rules.per_tensor_scale_shape)
         self.scale = self.create_parameter(
             shape, dtype="float32", default_initializer=paddle.nn.initializer.Constant(1.0))
         self._init_common()
 
-    def _update(self, w: paddle.Tensor) -> None:
-        ref = self._ref
-        first = self._init_state == 0
-        x = w.detach()
-        if ref.profile == "paddleslim":
-            if first:
-                self._g = paddle.to_tensor(1.0 / math.sqrt(int(x.size) * ref.qmax),
-                                           dtype="float32")
-            div = 2**8 - 1
-            if ref.per_channel:
-                rows = x.reshape([x.shape[0], -1])
-                mean = paddle.mean(rows, axis=ref._collect_axis)
-                std = dev.std(rows, axis=ref._collect_axis)
-                m = paddle.max(paddle.stack([paddle.abs(mean - 3 * std),
-                                             paddle.abs(mean + 3 * std)]), axis=0)
-                new = m / div if first else m * 0.9 + 0.1 * m / div
-            else:
-                mean, std = paddle.mean(x), dev.std(x)
-                lo, hi = paddle.abs(mean - 3 * std), paddle.abs(mean + 3 * std)
-                m = hi if bool(hi > lo) else lo  # Python max([lo, hi])
-                new = m / div if first else self.scale * 0.9 + 0.1 * m / div
-            self._set(self.scale, new)
-        else:
-            x64 = x.astype("float64")
-            if ref.per_channel:
-                perm = [self._axis] + [d for d in range(x.ndim) if d != self._axis]
-                flat = x64.transpose(perm).reshape([x.shape[self._axis], -1])
-            else:
-                flat = x64.reshape([1, -1])
-            if flat.shape[1] < 2:
-                raise ValueError(f"{self._who}: x needs at least 2 elements per scale")
-            mean = flat.mean(axis=1)
-            std = dev.std(flat, axis=1)
-            bound = paddle.maximum(paddle.abs(mean - 3 * std), paddle.abs(mean + 3 * std))
-            if bool((bound == 0).any()):
-                raise ValueError(f"{self._who}: cannot initialise the step size: a channel "
-                                 "is constant 0")
-            est = bound / 2 ** (ref.quant_bits - 1)
-            if first:
-                numel = int(x.size) // (int(x.shape[self._axis]) if ref.per_channel else 1)
-                self._gscale = 1.0 / math.sqrt(numel * ref.qmax)
-                self._g = paddle.to_tensor(self._gscale, dtype="float32")
-                new64 = est
-            else:
-                new64 = 0.9 * self.scale.astype("float64").reshape([-1]) + 0.1 * est
-            self._set(self.scale, new64)
-        self._init_state += 1
-
     def forward(self, w: paddle.Tensor) -> paddle.Tensor:
         _check_input(w, self._who)
-        if self._ref.profile == "canonical":
-            _check_finite(w, self._who)
+        _check_finite_for(self._ref.rules, w, self._who)
         if self._updates():
-            self._update(w)
+            self._ops.update(self, w.detach(), self._init_state == 0)
+            self._init_state += 1
         elif self._g is None:
             raise ValueError(f"{self._who}: forward() in eval mode before any training forward")
-        ref = self._ref
-        if ref.profile == "paddleslim":
-            return _SlimLsq.apply(w, self.scale, self._g, ref.qmin, ref.qmax, ref.per_channel,
-                                  self._axis)
-        if ref.per_channel:
-            shape = [1] * w.ndim
-            shape[self._axis] = -1
-            s = self.scale.reshape(shape)
-            axes = [d for d in range(w.ndim) if d != self._axis]
-        else:
-            s, axes = self.scale, None
-        zero = paddle.zeros([], "float32")
-        return _CanonicalLsq.apply(w, s, zero, ref.qmin, ref.qmax, float(np.float32(
-            self._gscale)), axes)
+        return self._ops.quantize(self, w)
 
     def zero_points(self) -> Any:
-        return 0 if self._ref.profile == "paddleslim" else paddle.zeros(self.scale.shape)
+        return self._ops.zero_points(self)
 
     def quant_axis(self) -> int:
         return self._axis if self._ref.per_channel else -1
+
+
+class _WeightLSQOps(ProfileVariants):
+    """:class:`WeightLSQplusQuanterLayer`'s statistics, fake quantization and zero points in
+    Paddle ops, one variant per profile (built from the reference quanter's rules)."""
+
+    def __init__(self, *, profile: ProfileRules) -> None:
+        pass  # stateless: the variant is the whole choice
+
+    def update(self, layer: WeightLSQplusQuanterLayer, x: paddle.Tensor, first: bool) -> None:
+        """Update ``layer.scale`` (and set ``layer._g`` on the first call) from weight ``x``."""
+        raise NotImplementedError
+
+    def quantize(self, layer: WeightLSQplusQuanterLayer, w: paddle.Tensor) -> paddle.Tensor:
+        raise NotImplementedError
+
+    def zero_points(self, layer: WeightLSQplusQuanterLayer) -> Any:
+        raise NotImplementedError
+
+
+class _SlimWeightLSQOps(_WeightLSQOps, profile=PADDLESLIM):
+    def update(self, layer: WeightLSQplusQuanterLayer, x: paddle.Tensor, first: bool) -> None:
+        """PaddleSlim's ``collect_gaussian`` (:mod:`refquant.quanters.lsq`)."""
+        ref = layer.reference
+        if first:
+            layer._g = paddle.to_tensor(1.0 / math.sqrt(int(x.size) * ref.qmax),
+                                        dtype="float32")
+        div = 2**8 - 1
+        if ref.per_channel:
+            rows = x.reshape([x.shape[0], -1])
+            mean = paddle.mean(rows, axis=ref._collect_axis)
+            std = dev.std(rows, axis=ref._collect_axis)
+            m = paddle.max(paddle.stack([paddle.abs(mean - 3 * std),
+                                         paddle.abs(mean + 3 * std)]), axis=0)
+            new = m / div if first else m * 0.9 + 0.1 * m / div
+        else:
+            mean, std = paddle.mean(x), dev.std(x)
+            lo, hi = paddle.abs(mean - 3 * std), paddle.abs(mean + 3 * std)
+            m = hi if bool(hi > lo) else lo  # Python max([lo, hi])
+            new = m / div if first else layer.scale * 0.9 + 0.1 * m / div
+        layer._set(layer.scale, new)
+
+    def quantize(self, layer: WeightLSQplusQuanterLayer, w: paddle.Tensor) -> paddle.Tensor:
+        ref = layer.reference
+        return _SlimLsq.apply(w, layer.scale, layer._g, ref.qmin, ref.qmax, ref.per_channel,
+                              layer.weight_axis)
+
+    def zero_points(self, layer: WeightLSQplusQuanterLayer) -> Any:
+        return 0
+
+
+class _CanonicalWeightLSQOps(_WeightLSQOps, profile=CANONICAL):
+    def update(self, layer: WeightLSQplusQuanterLayer, x: paddle.Tensor, first: bool) -> None:
+        """The 3-sigma estimate in float64, then its moving average (the reference's)."""
+        ref, axis = layer.reference, layer.weight_axis
+        x64 = x.astype("float64")
+        if ref.per_channel:
+            perm = [axis] + [d for d in range(x.ndim) if d != axis]
+            flat = x64.transpose(perm).reshape([x.shape[axis], -1])
+        else:
+            flat = x64.reshape([1, -1])
+        if flat.shape[1] < 2:
+            raise ValueError(f"{layer._who}: x needs at least 2 elements per scale")
+        mean = flat.mean(axis=1)
+        std = dev.std(flat, axis=1)
+        bound = paddle.maximum(paddle.abs(mean - 3 * std), paddle.abs(mean + 3 * std))
+        if bool((bound == 0).any()):
+            raise ValueError(f"{layer._who}: cannot initialise the step size: a channel "
+                             "is constant 0")
+        est = bound / 2 ** (ref.quant_bits - 1)
+        if first:
+            numel = int(x.size) // (int(x.shape[axis]) if ref.per_channel else 1)
+            layer._gscale = 1.0 / math.sqrt(numel * ref.qmax)
+            layer._g = paddle.to_tensor(layer._gscale, dtype="float32")
+            new64 = est
+        else:
+            new64 = 0.9 * layer.scale.astype("float64").reshape([-1]) + 0.1 * est
+        layer._set(layer.scale, new64)
+
+    def quantize(self, layer: WeightLSQplusQuanterLayer, w: paddle.Tensor) -> paddle.Tensor:
+        ref = layer.reference
+        if ref.per_channel:
+            shape = [1] * w.ndim
+            shape[layer.weight_axis] = -1
+            s = layer.scale.reshape(shape)
+            axes = [d for d in range(w.ndim) if d != layer.weight_axis]
+        else:
+            s, axes = layer.scale, None
+        zero = paddle.zeros([], "float32")
+        return _CanonicalLsq.apply(w, s, zero, ref.qmin, ref.qmax, float(np.float32(
+            layer._gscale)), axes)
+
+    def zero_points(self, layer: WeightLSQplusQuanterLayer) -> Any:
+        return paddle.zeros(layer.scale.shape)
 
 
 class ActLSQplusQuanterLayer(_LSQLayer):
@@ -585,12 +686,13 @@ class ActLSQplusQuanterLayer(_LSQLayer):
                  symmetric: bool = True, per_channel: bool = False, batch_init: int = 20,
                  quant_linear: bool = False, reduce_type: str | None = None,
                  dtype: str = "float32", name: str | None = None, *,
-                 profile: Profile = "canonical") -> None:
+                 profile: Profile | ProfileRules = "canonical") -> None:
         super().__init__()
         self._who = f"{type(self).__name__} of {layer_label(layer)}"
         self._ref = _RefActLSQ(quant_bits, sign, symmetric, per_channel, batch_init,
                                quant_linear, reduce_type, dtype, name, profile=profile)
-        shape = [1] if profile == "paddleslim" else []
+        self._ops = _ActLSQOps(profile=self._ref.rules)
+        shape = list(self._ref.rules.per_tensor_scale_shape)
         self.scale = self.create_parameter(
             shape, dtype="float32", default_initializer=paddle.nn.initializer.Constant(1.0))
         self.beta = self.create_parameter(
@@ -600,61 +702,22 @@ class ActLSQplusQuanterLayer(_LSQLayer):
         self._init_common()
 
     def _update(self, x: paddle.Tensor) -> None:
-        ref = self._ref
         first = self._init_state == 0
         if first:
-            if ref.profile == "paddleslim":
-                self._g = paddle.to_tensor(1.0 / math.sqrt(int(x.size) * ref.qmax),
-                                           dtype="float32")
-            else:
-                self._gscale = 1.0 / math.sqrt(int(x.size) * ref.qmax)
-                self._g = paddle.to_tensor(self._gscale, dtype="float32")
+            self._gscale = 1.0 / math.sqrt(int(x.size) * self._ref.qmax)
+            self._g = paddle.to_tensor(self._gscale, dtype="float32")
         lo, hi = paddle.min(x.detach()), paddle.max(x.detach())
-        width = ref.qmax - ref.qmin
-        if ref.profile == "paddleslim":
-            if first:
-                s = (hi - lo) / width
-            else:
-                s = self.scale.reshape([]) * 0.9 + 0.1 * (hi - lo) / width
-            self._set(self.scale, s)
-            if not ref.symmetric:
-                s_now = self.scale.reshape([])
-                if first:
-                    b = lo - s_now * ref.qmin
-                else:
-                    b = s_now * 0.9 + 0.1 * (lo - s_now * ref.qmin)
-                self._set(self.beta, b)
-        else:
-            lo64, hi64 = float(lo), float(hi)
-            if ref.symmetric:
-                s_new, b_new = max(abs(lo64), abs(hi64)) / ref.qmax, 0.0
-            else:
-                s_new = (hi64 - lo64) / width
-                b_new = lo64 - s_new * ref.qmin
-            if s_new == 0.0:
-                raise ValueError(f"{self._who}: cannot initialise the step size: x is all zeros")
-            if not first:
-                s_new = 0.9 * float(self.scale) + 0.1 * s_new
-                b_new = 0.9 * float(self.beta) + 0.1 * b_new
-            self._set(self.scale, paddle.to_tensor(s_new, dtype="float64"))
-            self._set(self.beta, paddle.to_tensor(b_new, dtype="float64"))
+        self._ops.update(self, lo, hi, first)
         self._init_state += 1
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         _check_input(x, self._who)
-        if self._ref.profile == "canonical":
-            _check_finite(x, self._who)
+        _check_finite_for(self._ref.rules, x, self._who)
         if self._updates():
             self._update(x)
         elif self._g is None:
             raise ValueError(f"{self._who}: forward() in eval mode before any training forward")
-        ref = self._ref
-        if ref.profile == "paddleslim":
-            if ref.symmetric:
-                return _SlimLsq.apply(x, self.scale, self._g, ref.qmin, ref.qmax, False, 0)
-            return _SlimLsqPlus.apply(x, self.scale, self.beta, self._g, ref.qmin, ref.qmax)
-        return _CanonicalLsq.apply(x, self.scale, self.beta, ref.qmin, ref.qmax,
-                                   float(np.float32(self._gscale)), None)
+        return self._ops.quantize(self, x)
 
     def _ref_state(self) -> dict[str, Any]:
         st = super()._ref_state()
@@ -662,13 +725,87 @@ class ActLSQplusQuanterLayer(_LSQLayer):
         return st
 
     def zero_points(self) -> Any:
-        if self._ref.profile == "paddleslim":
-            self.qparams()
-            return self._ref.zero_points()
-        return paddle.to_tensor(np.asarray(self.qparams().zero_point, np.float32))
+        return self._ops.zero_points(self)
 
     def quant_axis(self) -> int:
         return -1
+
+
+class _ActLSQOps(ProfileVariants):
+    """:class:`ActLSQplusQuanterLayer`'s statistics, fake quantization and zero points in
+    Paddle ops, one variant per profile (built from the reference quanter's rules)."""
+
+    def __init__(self, *, profile: ProfileRules) -> None:
+        pass  # stateless: the variant is the whole choice
+
+    def update(self, layer: ActLSQplusQuanterLayer, lo: paddle.Tensor, hi: paddle.Tensor,
+               first: bool) -> None:
+        """Set ``layer.scale`` and ``layer.beta`` from the batch's ``min`` / ``max``."""
+        raise NotImplementedError
+
+    def quantize(self, layer: ActLSQplusQuanterLayer, x: paddle.Tensor) -> paddle.Tensor:
+        raise NotImplementedError
+
+    def zero_points(self, layer: ActLSQplusQuanterLayer) -> Any:
+        raise NotImplementedError
+
+
+class _SlimActLSQOps(_ActLSQOps, profile=PADDLESLIM):
+    def update(self, layer: ActLSQplusQuanterLayer, lo: paddle.Tensor, hi: paddle.Tensor,
+               first: bool) -> None:
+        """PaddleSlim's float32 updates; the beta EMA is seeded with the new scale."""
+        ref = layer.reference
+        width = ref.qmax - ref.qmin
+        if first:
+            s = (hi - lo) / width
+        else:
+            s = layer.scale.reshape([]) * 0.9 + 0.1 * (hi - lo) / width
+        layer._set(layer.scale, s)
+        if not ref.symmetric:
+            s_now = layer.scale.reshape([])
+            if first:
+                b = lo - s_now * ref.qmin
+            else:
+                b = s_now * 0.9 + 0.1 * (lo - s_now * ref.qmin)
+            layer._set(layer.beta, b)
+
+    def quantize(self, layer: ActLSQplusQuanterLayer, x: paddle.Tensor) -> paddle.Tensor:
+        ref = layer.reference
+        if ref.symmetric:
+            return _SlimLsq.apply(x, layer.scale, layer._g, ref.qmin, ref.qmax, False, 0)
+        return _SlimLsqPlus.apply(x, layer.scale, layer.beta, layer._g, ref.qmin, ref.qmax)
+
+    def zero_points(self, layer: ActLSQplusQuanterLayer) -> Any:
+        layer.qparams()  # brings the reference up to date
+        return layer.reference.zero_points()
+
+
+class _CanonicalActLSQOps(_ActLSQOps, profile=CANONICAL):
+    def update(self, layer: ActLSQplusQuanterLayer, lo: paddle.Tensor, hi: paddle.Tensor,
+               first: bool) -> None:
+        """The reference's estimates and moving average, in float64."""
+        ref = layer.reference
+        lo64, hi64 = float(lo), float(hi)
+        if ref.symmetric:
+            s_new, b_new = max(abs(lo64), abs(hi64)) / ref.qmax, 0.0
+        else:
+            s_new = (hi64 - lo64) / (ref.qmax - ref.qmin)
+            b_new = lo64 - s_new * ref.qmin
+        if s_new == 0.0:
+            raise ValueError(f"{layer._who}: cannot initialise the step size: x is all zeros")
+        if not first:
+            s_new = 0.9 * float(layer.scale) + 0.1 * s_new
+            b_new = 0.9 * float(layer.beta) + 0.1 * b_new
+        layer._set(layer.scale, paddle.to_tensor(s_new, dtype="float64"))
+        layer._set(layer.beta, paddle.to_tensor(b_new, dtype="float64"))
+
+    def quantize(self, layer: ActLSQplusQuanterLayer, x: paddle.Tensor) -> paddle.Tensor:
+        ref = layer.reference
+        return _CanonicalLsq.apply(x, layer.scale, layer.beta, ref.qmin, ref.qmax,
+                                   float(np.float32(layer._gscale)), None)
+
+    def zero_points(self, layer: ActLSQplusQuanterLayer) -> Any:
+        return paddle.to_tensor(np.asarray(layer.qparams().zero_point, np.float32))
 
 
 class _Factory(QuanterFactory):

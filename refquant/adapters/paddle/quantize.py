@@ -50,7 +50,7 @@ import paddle
 from paddle.nn.quant.format import ConvertibleQuantedLayer
 from paddle.quantization.base_quanter import BaseQuanter
 
-from .config import QuantConfig, SingleLayerConfig
+from .config import QuantConfig
 from .layers import (
     ObserveWrapper,
     QuantDequant,
@@ -105,21 +105,18 @@ class _Quantization:
 
     # -- quantize -----------------------------------------------------------------------
     def _prepare(self, model: Any, inplace: bool) -> Any:
-        cfgs = self._config._specify(model)
+        self._config._specify(model)
         target = model if inplace else copy.deepcopy(model)
         swaps: list[tuple[Any, str, Any]] = []
-        root = self._replace(target, "", cfgs, swaps)  # builds every new layer first
+        root = self._replace(target, "", swaps)  # builds every new layer first
         for parent, name, new in swaps:
             parent.add_sublayer(name, new)  # Paddle: _sub_layers[name] = new
         return root
 
-    def _replace(self, layer: Any, path: str, cfgs: dict[str, SingleLayerConfig | None],
-                 swaps: list[tuple[Any, str, Any]]) -> Any:
+    def _replace(self, layer: Any, path: str, swaps: list[tuple[Any, str, Any]]) -> Any:
         """The layer that replaces ``layer``; replacements below it go to ``swaps``."""
         conf = self._config
-        cfg = cfgs.get(path)
-        if cfg is not None and cfg.empty and conf.profile != "paddleslim":
-            cfg = None  # canonical: an empty config means "not quantized"
+        cfg = conf.resolved(path)  # None: not quantized (the config's rules say when)
         if cfg is not None:
             target = conf.target_type(layer)
             if target is not None:
@@ -127,7 +124,7 @@ class _Quantization:
                 if check is not None:
                     check(layer, f"layer {path or '<root>'!r} ({layer_label(layer)})")
                 new = target(layer, cfg)
-                if conf.profile == "paddleslim" and hasattr(new, "observe_weight_once"):
+                if conf.rules.paddle_api_quirks and hasattr(new, "observe_weight_once"):
                     new.observe_weight_once = False  # Paddle observes weights every forward
                 return new
         if conf.is_leaf(layer):
@@ -135,7 +132,7 @@ class _Quantization:
                 return ObserveWrapper(cfg.activation._instance(layer), layer)
             return layer
         for name, child in list(layer.named_children()):
-            new = self._replace(child, _join(path, name), cfgs, swaps)
+            new = self._replace(child, _join(path, name), swaps)
             if new is not child:
                 swaps.append((layer, name, new))
         return layer
@@ -157,7 +154,7 @@ class _Quantization:
                 "calibration (or check that the QuantConfig quantizes some layer)"
             )
         out = model if inplace else copy.deepcopy(model)
-        slim = self._config.profile == "paddleslim"
+        slim = self._config.rules.paddle_api_quirks
         edits: list[Callable[[], object]] = []
         root = _plan_convert(out, "", remain_weight, slim, edits)  # every decision first
         for edit in edits:
@@ -175,9 +172,10 @@ def _describe(path: str, quanter: Any) -> str:
 def _params_of(quanter: Any, path: str, slim: bool = False) -> tuple[np.ndarray, int, int]:
     """``(scale, axis, bits)`` of a quanter, checked to be symmetric and signed.
 
-    ``slim`` (``profile="paddleslim"``): Paddle's ``LinearQuanter.from_quanter`` -- the
-    quanter's own ``scales()`` exceptions propagate (item 59), and whatever ``scales()``
-    returns is used as a signed threshold with the zero point ignored (item 61).
+    ``slim`` (the config's ``rules.paddle_api_quirks``): Paddle's
+    ``LinearQuanter.from_quanter`` -- the quanter's own ``scales()`` exceptions propagate
+    (Q59), and whatever ``scales()`` returns is used as a signed threshold with the zero
+    point ignored (Q61).
     """
     if slim and hasattr(quanter, "qparams"):
         qp = quanter.qparams()  # raises PaddleSlim's exception type when uncalibrated
@@ -267,7 +265,7 @@ def _plan_quanted(layer: Any, path: str, remain_weight: bool, slim: bool = False
     """The edits that convert a quantized layer (weights to codes, quanters to QDQ)."""
     if slim:
         # Paddle skips a quanted layer without a weight quanter entirely, leaving its
-        # activation observer in place (item 60); scales() errors propagate (item 59)
+        # activation observer in place (Q60); scales() errors propagate (Q59)
         wq = getattr(layer, "weight_quanter", None)
         if wq is None or wq.scales() is None:
             return []
@@ -308,11 +306,12 @@ class PTQ(_Quantization):
     def quantize(self, model: Any, inplace: bool = False) -> Any:
         """Observers in place of the configured layers; the result is in eval mode.
 
-        ``profile="paddleslim"`` configs: like Paddle, the copy is put in eval mode and then
-        ``AssertionError`` is raised if the *caller's* model is in training mode (item 57).
+        Configs whose rules have ``paddle_api_quirks`` (``profile="paddleslim"``): like
+        Paddle, the copy is put in eval mode and then ``AssertionError`` is raised if the
+        *caller's* model is in training mode (Q57).
         """
         inplace = _check_float_model(model, inplace)
-        if self._config.profile == "paddleslim":
+        if self._config.rules.paddle_api_quirks:
             out = model if inplace else copy.deepcopy(model)
             if not inplace:
                 out.eval()
@@ -347,11 +346,11 @@ class QAT(_Quantization):
     def quantize(self, model: Any, inplace: bool = False) -> Any:
         """Fake quanters in place of the configured layers; the training flag is kept.
 
-        ``profile="paddleslim"`` configs: like Paddle, ``AssertionError`` unless the model is
-        in training mode.
+        Configs whose rules have ``paddle_api_quirks`` (``profile="paddleslim"``): like
+        Paddle, ``AssertionError`` unless the model is in training mode.
         """
         inplace = _check_float_model(model, inplace)
-        if self._config.profile == "paddleslim" and not model.training:
+        if self._config.rules.paddle_api_quirks and not model.training:
             raise AssertionError("Quantization-Aware Training should work on training models "
                                  "(Paddle 3.3.1): call model.train()")
         return self._prepare(model, inplace)

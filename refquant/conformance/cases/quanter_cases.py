@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ...profiles import CANONICAL, PADDLESLIM
 from ..registry import CaseDraft, register_family, register_op
 from ._inputs import distribution
 
@@ -68,7 +69,8 @@ for _name in QUANTERS:
     f"refquant.quanters.{m}" for m, _ in sorted(set(QUANTERS.values()))))
 def generate() -> Iterator[CaseDraft]:
     for qi, name in enumerate(QUANTERS):
-        for profile in ("canonical", "paddleslim"):
+        for rules in (CANONICAL, PADDLESLIM):
+            profile = rules.name
             for di, dist in enumerate(("normal", "heavy", "relu")):
                 nb = 1 + (qi + di) % 3
                 shape = (4, 3, 2, 2)
@@ -79,8 +81,8 @@ def generate() -> Iterator[CaseDraft]:
                 params: dict[str, Any] = {"profile": profile}
                 if name == "PACTQuanter":
                     params["init_value"] = 1.5
-                    if profile == "paddleslim":
-                        params["inner"] = "FakeQuanterWithAbsMaxObserver"
+                    if rules.reproduces is not None:  # as PaddleSlim's PACT is used: around
+                        params["inner"] = "FakeQuanterWithAbsMaxObserver"  # a quanter (Q40)
                 yield CaseDraft(
                     id=f"quanter.{name.lower()}.{profile}.{dist}.n{nb}", op=f"quanter.{name}",
                     inputs=batches, params=params, profile=profile,
