@@ -1,20 +1,21 @@
-"""``refquant demo``: the main job on the embedded default.
+"""The reference walkthrough of ``refquant demo``, and what the demos share.
 
-With Paddle installed (the ``paddle`` or ``test`` extra) the demo is the end-to-end PTQ run
-of :func:`refquant.adapters.paddle.demo.run_ptq_demo`: a small CNN trained on scikit-learn's
-bundled digits, calibrated with every activation observer in both profiles, converted,
-exported to ONNX QDQ and evaluated in Paddle and ONNX Runtime (``report.md``,
-``report.json``, plots). Either way it also runs the reference walkthrough below into
-``<out>/reference`` (or ``<out>`` itself without Paddle):
+:func:`run_reference_walkthrough` needs only the core (NumPy; matplotlib and tqdm when
+installed) and writes ``report.json``, ``report.md`` and a plot:
 
-1. every observer, in both profiles, calibrates four embedded activation tensors; the
-   report gives the scale, the decision margin, the quantization SQNR and the time;
+1. every activation observer, in both profiles, calibrates four embedded activation
+   tensors; the report gives the scale, the decision margin, the quantization SQNR and the
+   time;
 2. the conformance suite runs against every real implementation installed (Paddle,
-   PaddleSlim, ONNX Runtime, onnx.reference, PyTorch), bit for bit;
+   PaddleSlim, ONNX Runtime, onnx.reference, PyTorch), bit for bit; the report keeps the
+   counts of each run (:func:`check_summary` words them);
 3. a histogram plot with each observer's threshold.
 
-The exit code is 1 when a conformance case fails or the best int8 accuracy is more than one
-point below float.
+The ``refquant demo`` command (``refquant/cli.py``) composes this walkthrough with the Paddle
+adapter's end-to-end PTQ demo (``refquant/adapters/paddle/demo.py``) and derives its exit
+code from the counts both return. The pieces both demos use live here: :data:`SEED`,
+:data:`PROFILES`, :data:`ACTIVATION_OBSERVERS`, :func:`progress`, :func:`markdown_table` and
+:func:`write_report`.
 """
 
 from __future__ import annotations
@@ -22,37 +23,117 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol
 
 import numpy as np
 
 from ._stderr import drop_stderr_lines
+from .observers import ACTIVATION_OBSERVERS
+from .profiles import Profile
 from .qparams import QParams
 
-__all__ = ["embedded_tensors", "run_demo"]
+__all__ = [
+    "ACTIVATION_OBSERVERS",
+    "PROFILES",
+    "SEED",
+    "KERNEL_CHECK_TARGETS",
+    "check_summary",
+    "conformance_failures",
+    "embedded_tensors",
+    "markdown_table",
+    "progress",
+    "run_reference_walkthrough",
+    "write_report",
+]
 
-#: What importing Paddle prints where OpenCV was built for NumPy 1.x: ``paddle/dataset/
-#: image.py`` (PaddlePaddle/Paddle) imports ``cv2`` inside ``try/except ImportError``, and
-#: NumPy's C import check prints this line before raising. Paddle works without OpenCV.
-_CV2_ABI = (r"^RuntimeError: module compiled against ABI version 0x[0-9a-fA-F]+ "
-            r"but this version of numpy is")
-#: Paddle's warning at import when ``ccache`` is absent (only C++ extension builds use it).
-_CCACHE = "No ccache found"
+#: Seed of every random draw of the demos (NumPy's PCG64 and Paddle's generator).
+SEED = 20261125
+#: The profiles the demos compare, in report order.
+PROFILES: tuple[Profile, ...] = ("canonical", "paddleslim")
+#: The conformance targets the walkthrough runs, where their packages are installed.
+KERNEL_CHECK_TARGETS = ("reference", "paddle", "paddleslim", "onnxruntime", "onnx-reference",
+                        "torch")
+
 #: glog line of Paddle's ``paddle.var`` / ``paddle.std`` on a CPU build (an int64 true
-#: division inside ``python/paddle/tensor/stat.py``), logged once per process. PaddleSlim's
-#: EMD observer and LSQ+ quanters call ``paddle.std``; refquant's adapter does not.
+#: division inside PaddlePaddle/Paddle ``python/paddle/tensor/stat.py``), logged once per
+#: process. PaddleSlim's EMD observer and LSQ+ quanters call ``paddle.std``; refquant's
+#: adapter does not (``docs/demo.md``).
 _PADDLE_STD_PROMOTION = r"Got different data type, run type promotion automatically"
 
 
+# ---------------------------------------------------------------------------------------
+# shared by both demos
+# ---------------------------------------------------------------------------------------
+class ProgressBar(Protocol):
+    """What the demos use of a progress bar (a ``tqdm`` bar has it)."""
+
+    def update(self, n: float = 1) -> Any: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ProgressBar: ...
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Any: ...
+
+
+class _NoBar:
+    """The stand-in where tqdm is not installed: counts nothing, prints nothing."""
+
+    def update(self, n: float = 1) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        return None
+
+
+def progress(total: int, desc: str, unit: str = "step", leave: bool = True) -> ProgressBar:
+    """A progress bar of ``total`` steps on stderr (``tqdm``, in the plot and test extras),
+    or a silent stand-in without tqdm. Use it as a context manager and call ``update()``
+    after each step."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is in the plot/test extras
+        return _NoBar()
+    bar: ProgressBar = tqdm(total=total, desc=desc, unit=unit, leave=leave)
+    return bar
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """The lines of a Markdown table: ``| a | b |``, ``|---|---|``, then one line per row
+    (cells formatted with ``str``)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def write_report(out: Path, report: Mapping[str, Any], markdown: Sequence[str]) -> None:
+    """Write ``report.json`` (``report``, one-space indent) and ``report.md`` (the
+    ``markdown`` lines, newline-terminated) into ``out``."""
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text("\n".join(markdown) + "\n")
+
+
+# ---------------------------------------------------------------------------------------
+# the reference walkthrough
+# ---------------------------------------------------------------------------------------
 def embedded_tensors(quick: bool = False) -> dict[str, list[np.ndarray]]:
     """The embedded default: four activation-like tensors, each as 4 calibration batches
     of shape ``(32, features)`` (samples first, as observers expect).
 
-    Generated from fixed seeds with NumPy's PCG64, so every machine sees the same bits.
+    Generated from :data:`SEED` with NumPy's PCG64, so every machine sees the same bits.
     """
-    rng = np.random.default_rng(20261125)
+    rng = np.random.default_rng(SEED)
     n = 64 if quick else 1_024
     shape = (4, 32, n)
     normal = rng.standard_normal(shape).astype(np.float32)
@@ -87,46 +168,39 @@ def _sqnr_db(x: np.ndarray, qp: QParams) -> float:
     return float("inf") if noise == 0 else float(10.0 * np.log10(signal / noise))
 
 
-def _calibrate_all(
-    tensors: dict[str, list[np.ndarray]], progress: Callable[[Any], Any]
-) -> list[dict[str, Any]]:
+def _calibrate_one(tname: str, batches: list[np.ndarray], oname: str, profile: Profile
+                   ) -> dict[str, Any]:
+    """One observer on one tensor: its QParams, margin, SQNR and time (or the error)."""
     from . import observers
 
-    rows: list[dict[str, Any]] = []
-    per_tensor = [
-        name for name in getattr(observers, "ACTIVATION_OBSERVERS", ())
-    ]
-    jobs = [(t, o, p) for t in tensors for o in per_tensor for p in ("canonical", "paddleslim")]
-    for tname, oname, profile in progress(jobs):
-        cls = getattr(observers, oname)
-        obs = cls(quant_bits=8, profile=profile)
-        start = time.perf_counter()
-        try:
-            for batch in tensors[tname]:
-                obs.observe(batch)
-            qp = obs.compute()
-        except (ValueError, TypeError, ZeroDivisionError, AssertionError) as exc:
-            rows.append({"tensor": tname, "observer": oname, "profile": profile,
-                         "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        seconds = time.perf_counter() - start
-        x = np.concatenate(tensors[tname])
-        rows.append({
-            "tensor": tname, "observer": oname, "profile": profile,
-            "scale": float(np.asarray(qp.scale).ravel()[0]), "convention": qp.convention,
-            "zero_point": int(np.asarray(qp.zero_point).ravel()[0]),
-            "margin": None if qp.margin is None else float(np.asarray(qp.margin).ravel()[0]),
-            "sqnr_db": round(_sqnr_db(x, qp), 3), "calib_seconds": round(seconds, 4),
-        })
-    return rows
-
-
-def _progress() -> Callable[[Any], Any]:
+    row: dict[str, Any] = {"tensor": tname, "observer": oname, "profile": profile}
+    obs = observers.OBSERVERS[oname](quant_bits=8, profile=profile)
+    start = time.perf_counter()
     try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in the plot/test extras
-        return lambda it: it
-    return lambda it: tqdm(it, desc="calibrating", unit="run")
+        for batch in batches:
+            obs.observe(batch)
+        qp = obs.compute()
+    except (ValueError, TypeError, ZeroDivisionError, AssertionError) as exc:
+        return {**row, "error": f"{type(exc).__name__}: {exc}"}
+    seconds = time.perf_counter() - start
+    return {
+        **row,
+        "scale": float(np.asarray(qp.scale).ravel()[0]), "convention": qp.convention,
+        "zero_point": int(np.asarray(qp.zero_point).ravel()[0]),
+        "margin": None if qp.margin is None else float(np.asarray(qp.margin).ravel()[0]),
+        "sqnr_db": round(_sqnr_db(np.concatenate(batches), qp), 3),
+        "calib_seconds": round(seconds, 4),
+    }
+
+
+def _calibrate_all(tensors: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
+    jobs = [(t, o, p) for t in tensors for o in ACTIVATION_OBSERVERS for p in PROFILES]
+    rows = []
+    with progress(len(jobs), "calibrating", unit="run") as bar:
+        for tname, oname, profile in jobs:
+            rows.append(_calibrate_one(tname, tensors[tname], oname, profile))
+            bar.update()
+    return rows
 
 
 def _plot(tensors: dict[str, list[np.ndarray]], rows: list[dict[str, Any]], out: Path) -> list[str]:
@@ -142,12 +216,12 @@ def _plot(tensors: dict[str, list[np.ndarray]], rows: list[dict[str, Any]], out:
     for ax, (tname, batches) in zip(np.atleast_1d(axes), tensors.items(), strict=True):
         x = np.abs(np.concatenate(batches)).ravel()
         ax.hist(x, bins=200, color="0.75", log=True)
-        mine = [r for r in rows if r["tensor"] == tname and r["profile"] == "canonical"
+        mine = [r for r in rows if r["tensor"] == tname and r["profile"] == PROFILES[0]
                 and "scale" in r and r["convention"] == "threshold"]
         for i, row in enumerate(mine):
             ax.axvline(row["scale"], lw=1.2, color=f"C{i}", ls=("-", "--", ":")[i % 3],
                        label=row["observer"].removesuffix("Observer"))
-        ax.set_title(f"|x| of '{tname}' with each canonical observer's threshold")
+        ax.set_title(f"|x| of '{tname}' with each {PROFILES[0]} observer's threshold")
         ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     path = out / "thresholds.png"
@@ -157,103 +231,80 @@ def _plot(tensors: dict[str, list[np.ndarray]], rows: list[dict[str, Any]], out:
     return written
 
 
-def _write_markdown(report: dict[str, Any], out: Path) -> None:
-    lines = ["# refquant demo report", "", "## Observers on the embedded tensors", "",
-             "| tensor | observer | profile | scale | margin | SQNR dB | seconds |",
-             "|---|---|---|---|---|---|---|"]
+def check_summary(counts: Mapping[str, Any]) -> str:
+    """One conformance run in words: ``"N passed, F failed, ... of T cases"``, or
+    ``"not run: <why>"``."""
+    if "not_run" in counts:
+        return f"not run: {counts['not_run']}"
+    return (f"{counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['expected_divergences']} expected divergences, "
+            f"{counts['skipped']} not applicable, of {counts['total']} cases")
+
+
+def conformance_failures(report: Mapping[str, Any]) -> dict[str, int]:
+    """Target -> number of failed conformance cases, for the targets with failures."""
+    checks = report.get("kernel_checks", {})
+    return {t: int(c.get("failed", 0)) for t, c in checks.items() if c.get("failed", 0)}
+
+
+def _markdown(report: dict[str, Any]) -> list[str]:
+    rows = []
     for r in report["observers"]:
         if "error" in r:
-            lines.append(f"| {r['tensor']} | {r['observer']} | {r['profile']} | "
-                         f"{r['error']} | | | |")
+            rows.append((r["tensor"], r["observer"], r["profile"], r["error"], "", "", ""))
         else:
             margin = "" if r["margin"] is None else f"{r['margin']:.3g}"
-            lines.append(f"| {r['tensor']} | {r['observer']} | {r['profile']} | "
-                         f"{r['scale']:.9g} | {margin} | {r['sqnr_db']} | {r['calib_seconds']} |")
+            rows.append((r["tensor"], r["observer"], r["profile"], f"{r['scale']:.9g}", margin,
+                         r["sqnr_db"], r["calib_seconds"]))
+    lines = ["# refquant demo report", "", "## Observers on the embedded tensors", "",
+             *markdown_table(("tensor", "observer", "profile", "scale", "margin", "SQNR dB",
+                              "seconds"), rows)]
     lines += ["", "## Kernel cross-check against installed implementations", ""]
     checks = report.get("kernel_checks", {})
     if not checks:
         lines.append("(no conformance suite in this build)")
-    for target, summary in checks.items():
-        lines.append(f"- **{target}**: {summary}")
+    for target, counts in checks.items():
+        lines.append(f"- **{target}**: {check_summary(counts)}")
     lines += ["", *[f"![plot]({p})" for p in report.get("plots", [])]]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return lines
 
 
-def _kernel_checks() -> dict[str, str]:
-    """Run the conformance suite against every target whose package is installed."""
-    from .conformance import default_fixture_dir, get_target, load_suite, run_suite
+def _kernel_checks() -> dict[str, dict[str, Any]]:
+    """Run the conformance suite against every target of :data:`KERNEL_CHECK_TARGETS`
+    whose package is installed: target -> its counts, or ``{"not_run": why}``."""
+    from .conformance import TARGET_NAMES, default_fixture_dir, get_target, load_suite, run_suite
 
     suite = load_suite(default_fixture_dir())
-    results: dict[str, str] = {}
-    for name in ("reference", "paddle", "paddleslim", "onnxruntime", "onnx-reference", "torch"):
+    results: dict[str, dict[str, Any]] = {}
+    for name in KERNEL_CHECK_TARGETS:
+        if name not in TARGET_NAMES:
+            results[name] = {"not_run": f"no target {name!r} is installed"}
+            continue
         target = get_target(name)
         missing = target.missing()
         if missing is not None:
-            results[name] = f"not run: {missing}"
+            results[name] = {"not_run": missing}
             continue
-        # PaddleSlim's own observers run here (a Paddle log line, see _PADDLE_STD_PROMOTION)
-        quiet = drop_stderr_lines(_PADDLE_STD_PROMOTION) if name == "paddleslim" \
-            else contextlib.nullcontext()
+        quiet = (drop_stderr_lines(_PADDLE_STD_PROMOTION) if name == "paddleslim"
+                 else contextlib.nullcontext())
         with quiet:
             rep = run_suite(suite, target)
-        results[name] = (f"{rep['passed']} passed, {rep['failed']} failed, "
-                         f"{rep['expected_divergences']} expected divergences, "
-                         f"{rep['skipped']} not applicable, of {rep['total']} cases")
+        results[name] = {k: rep[k] for k in ("total", "passed", "failed",
+                                             "expected_divergences", "skipped")}
     return results
 
 
 def run_reference_walkthrough(out: Path, quick: bool = False) -> dict[str, Any]:
-    """Observers on the embedded tensors plus the conformance cross-check; writes ``out``."""
+    """Observers on the embedded tensors plus the conformance cross-check; writes ``out``.
+
+    Returns the report (also ``report.json``): ``{"observers": [row, ...],
+    "kernel_checks": {target: {"total", "passed", "failed", "expected_divergences",
+    "skipped"} or {"not_run": why}}, "plots": [file name, ...]}``.
+    """
     out.mkdir(parents=True, exist_ok=True)
     tensors = embedded_tensors(quick)
-    rows = _calibrate_all(tensors, _progress())
+    rows = _calibrate_all(tensors)
     report: dict[str, Any] = {"observers": rows, "kernel_checks": _kernel_checks()}
     report["plots"] = _plot(tensors, rows, out)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    _write_markdown(report, out)
+    write_report(out, report, _markdown(report))
     return report
-
-
-def _ptq_demo() -> Callable[..., dict[str, Any]] | None:
-    import warnings
-
-    with drop_stderr_lines(_CV2_ABI), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_CCACHE, category=UserWarning)
-        try:
-            from .adapters.paddle.demo import run_ptq_demo
-        except ImportError:  # Paddle (or the adapter's dependencies) not installed
-            return None
-    return run_ptq_demo
-
-
-def run_demo(out: Path, quick: bool = False) -> int:
-    """Run the demo, write the reports into ``out``; returns the process exit code."""
-    out.mkdir(parents=True, exist_ok=True)
-    ptq = _ptq_demo()
-    code = 0
-    if ptq is None:
-        print("Paddle is not installed: running the reference walkthrough only "
-              "(pip install 'refquant[test]' for the end-to-end PTQ demo)")
-        ref_dir = out
-    else:
-        report = ptq(out, quick=quick)
-        best = report["best"]
-        print(f"float accuracy {report['float_acc']:.4f}; best int8 {best['name']} "
-              f"{best['int8_acc']:.4f} (drop {100 * best['drop']:.2f} points)")
-        if not best["within_1_point"]:
-            print("best int8 accuracy is more than 1 point below float")
-            code = 1
-        print(f"wrote {out / 'report.md'}, {out / 'report.json'}"
-              + "".join(f", {out / p}" for p in report.get("plots", [])))
-        ref_dir = out / "reference"
-    walk = run_reference_walkthrough(ref_dir, quick=quick)
-    print(f"wrote {ref_dir / 'report.md'}, {ref_dir / 'report.json'}"
-          + "".join(f", {ref_dir / p}" for p in walk["plots"]))
-    for target, summary in walk["kernel_checks"].items():
-        print(f"conformance {target}: {summary}")
-    failed = [t for t, summary in walk["kernel_checks"].items()
-              if "failed" in summary and ", 0 failed" not in summary]
-    if failed:
-        print(f"conformance failures against: {', '.join(failed)}")
-        code = 1
-    return code

@@ -229,3 +229,43 @@ def test_console_script_runs_as_a_process(npy, tmp_path):
         assert res.returncode == 2
         assert res.stderr.startswith(f"refquant {argv[0]}: error: ")
         assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+
+
+def _fake_walkthrough(checks):
+    def run(out, quick=False):
+        out.mkdir(parents=True, exist_ok=True)
+        return {"observers": [], "kernel_checks": checks, "plots": []}
+    return run
+
+
+@pytest.mark.parametrize(("checks", "code"), [
+    ({"a": {"total": 3, "passed": 3, "failed": 0, "expected_divergences": 0, "skipped": 0}}, 0),
+    ({"a": {"total": 3, "passed": 2, "failed": 1, "expected_divergences": 0, "skipped": 0}}, 1),
+    # a reason that mentions failures is not a failure: only the counts decide
+    ({"a": {"not_run": "target 'a' needs 'x' (import failed, 2 failed)"}}, 0),
+])
+def test_demo_exit_code_comes_from_the_counts(tmp_path, capsys, monkeypatch, checks, code):
+    import refquant.cli as cli
+    import refquant.demo as demo
+
+    monkeypatch.setattr(cli, "_ptq_demo", lambda: None)
+    monkeypatch.setattr(demo, "run_reference_walkthrough", _fake_walkthrough(checks))
+    assert main(["demo", "--out", str(tmp_path / "d")]) == code
+    out = capsys.readouterr().out
+    assert ("conformance failures against: a" in out) == (code == 1)
+
+
+@pytest.mark.parametrize(("drop", "code"), [(0.01, 0), (0.0101, 1)])
+def test_demo_exit_code_follows_the_best_int8_drop(tmp_path, capsys, monkeypatch, drop, code):
+    import refquant.cli as cli
+    import refquant.demo as demo
+
+    def ptq(out, quick=False):
+        return {"float_acc": 0.9, "plots": [],
+                "best": {"name": "X/canonical", "int8_acc": 0.9 - drop, "drop": drop,
+                         "within_1_point": drop <= 0.01}}
+
+    monkeypatch.setattr(cli, "_ptq_demo", lambda: ptq)
+    monkeypatch.setattr(demo, "run_reference_walkthrough", _fake_walkthrough({}))
+    assert main(["demo", "--out", str(tmp_path / "d")]) == code
+    assert ("more than 1 point below float" in capsys.readouterr().out) == (code == 1)

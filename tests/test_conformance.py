@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from refquant.conformance.cli import main as cli
+from refquant.cli import main as cli
 from refquant.conformance.compare import compare_outputs, first_mismatch
 from refquant.conformance.format import (
     Case,

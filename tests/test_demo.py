@@ -27,6 +27,10 @@ import sys
 import numpy as np
 import pytest
 
+# the module's tests share one `refquant demo --quick` subprocess (about 13 s on 2 cores)
+pytestmark = pytest.mark.slow(reason="runs the demo's command line once (train, calibrate, "
+                                     "export, ONNX Runtime)")
+
 paddle = pytest.importorskip("paddle")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -35,7 +39,6 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 from refquant.adapters.paddle import demo  # noqa: E402
-
 from refquant.kernels import onnx as ok  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

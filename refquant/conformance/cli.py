@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_conformance_parser", "main"]
+__all__ = ["add_conformance_parser"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -181,14 +181,3 @@ def add_conformance_parser(subparsers: Any) -> None:
     c.add_argument("-v", "--verbose", action="store_true", help="list every case")
     c.set_defaults(func=_cmd_check)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (``python -m refquant.conformance.cli``): the ``refquant``
-    command itself, so argument errors and exit codes are the same."""
-    from ..cli import main as refquant_main
-
-    return refquant_main(argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

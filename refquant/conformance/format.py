@@ -1,4 +1,5 @@
-"""The fixture format: a JSON manifest plus one ``.npy`` file per array (see refquant/_fixtures/SPEC.md).
+"""The fixture format: a JSON manifest plus one ``.npy`` file per array
+(see refquant/_fixtures/SPEC.md).
 
 Writer and reader. Every array is stored with :func:`numpy.lib.format.write_array`
 (format version 1.0, ``allow_pickle=False``), so files are byte-stable and readable from C.

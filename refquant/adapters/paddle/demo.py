@@ -31,7 +31,6 @@ not a property of the exported model.
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +40,14 @@ from typing import Any
 import numpy as np
 import paddle
 
+from refquant.demo import (
+    ACTIVATION_OBSERVERS,
+    PROFILES,
+    SEED,
+    markdown_table,
+    progress,
+    write_report,
+)
 from refquant.qparams import QParams
 
 from .export import QDQEntry, export_onnx_many
@@ -57,12 +64,6 @@ __all__ = [
     "run_ptq_demo",
 ]
 
-#: The activation observers compared, in report order.
-ACTIVATION_OBSERVERS = (
-    "AbsmaxObserver", "AVGObserver", "MSEObserver", "EMDObserver", "HistObserver", "KLObserver",
-)
-PROFILES = ("canonical", "paddleslim")
-SEED = 20261125
 #: Layers whose input histogram is plotted with every observer's threshold.
 PLOTTED_LAYERS = ("conv2", "fc1", "fc2")
 #: Images per calibration batch.
@@ -116,14 +117,6 @@ class DigitsCNN(paddle.nn.Layer):
         return self.fc2(self.relu3(self.fc1(x)))
 
 
-def _progress(total: int, desc: str) -> Any:
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in the plot/test extras
-        return None
-    return tqdm(total=total, desc=desc, unit="step", leave=False)
-
-
 def train(
     model: paddle.nn.Layer, x: np.ndarray, y: np.ndarray, epochs: int, seed: int = SEED,
     batch_size: int = 32, lr: float = 3e-3,
@@ -133,25 +126,22 @@ def train(
     rng = np.random.default_rng(seed)
     opt = paddle.optimizer.Adam(learning_rate=lr, parameters=model.parameters())
     steps = (len(x) + batch_size - 1) // batch_size
-    bar = _progress(epochs * steps, "training")
     losses = []
     model.train()
-    for _ in range(epochs):
-        order = rng.permutation(len(x))
-        total = 0.0
-        for k in range(steps):
-            idx = order[k * batch_size: (k + 1) * batch_size]
-            logits = model(paddle.to_tensor(x[idx]))
-            loss = paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(y[idx]))
-            loss.backward()
-            opt.step()
-            opt.clear_grad()
-            total += float(loss) * len(idx)
-            if bar is not None:
-                bar.update(1)
-        losses.append(total / len(x))
-    if bar is not None:
-        bar.close()
+    with progress(epochs * steps, "training", leave=False) as bar:
+        for _ in range(epochs):
+            order = rng.permutation(len(x))
+            total = 0.0
+            for k in range(steps):
+                idx = order[k * batch_size: (k + 1) * batch_size]
+                logits = model(paddle.to_tensor(x[idx]))
+                loss = paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(y[idx]))
+                loss.backward()
+                opt.step()
+                opt.clear_grad()
+                total += float(loss) * len(idx)
+                bar.update()
+            losses.append(total / len(x))
     model.eval()
     return losses
 
@@ -235,7 +225,7 @@ def _ort_logits(path: Path, x: np.ndarray, optimize: bool = True) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------
-def _write_markdown(report: dict[str, Any], out: Path) -> None:
+def _markdown(report: dict[str, Any]) -> list[str]:
     pct = "{:.2f}".format
     lines = [
         "# refquant PTQ demo: small CNN on sklearn digits",
@@ -252,17 +242,16 @@ def _write_markdown(report: dict[str, Any], out: Path) -> None:
         "which fuses QDQ into integer kernels whose results depend on the CPU's instruction "
         "set (information about this machine, not a property of the model).",
         "",
-        "| observer | profile | float % | int8 % | ORT QDQ % | Paddle/ORT QDQ argmax agree % "
-        "| ORT default % | Paddle/ORT default argmax agree % | calibration s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *markdown_table(
+            ("observer", "profile", "float %", "int8 %", "ORT QDQ %",
+             "Paddle/ORT QDQ argmax agree %", "ORT default %",
+             "Paddle/ORT default argmax agree %", "calibration s"),
+            [(row["observer"], row["profile"], pct(100 * row["float_acc"]),
+              pct(100 * row["int8_acc"]), pct(100 * row["ort_qdq_acc"]),
+              pct(100 * row["paddle_ort_qdq_agreement"]), pct(100 * row["ort_acc"]),
+              pct(100 * row["paddle_ort_agreement"]), f"{row['calib_seconds']:.3f}")
+             for row in report["observers"].values()]),
     ]
-    for row in report["observers"].values():
-        lines.append(
-            f"| {row['observer']} | {row['profile']} | {pct(100 * row['float_acc'])} | "
-            f"{pct(100 * row['int8_acc'])} | {pct(100 * row['ort_qdq_acc'])} | "
-            f"{pct(100 * row['paddle_ort_qdq_agreement'])} | {pct(100 * row['ort_acc'])} | "
-            f"{pct(100 * row['paddle_ort_agreement'])} | {row['calib_seconds']:.3f} |"
-        )
     best = report["best"]
     lines += [
         "",
@@ -272,14 +261,12 @@ def _write_markdown(report: dict[str, Any], out: Path) -> None:
         "",
         "## Activation thresholds (Paddle threshold convention, S)",
         "",
-        "| observer | " + " | ".join(report["layers"]) + " |",
-        "|---|" + "---|" * len(report["layers"]),
+        *markdown_table(
+            ("observer", *report["layers"]),
+            [(name, *(f"{row['thresholds'][layer]:.6g}" for layer in report["layers"]))
+             for name, row in report["observers"].items()]),
     ]
-    for name, row in report["observers"].items():
-        lines.append(f"| {name} | " + " | ".join(
-            f"{row['thresholds'][layer]:.6g}" for layer in report["layers"]) + " |")
-    lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return lines + ["", "## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]]
 
 
 def _activation_qparams(entries: list[QDQEntry]) -> dict[str, QParams]:
@@ -332,20 +319,17 @@ def run_ptq_demo(out: Path, quick: bool = False) -> dict:
     inputs = _layer_inputs(model, PLOTTED_LAYERS, calib)
 
     runs = [(o, p) for p in PROFILES for o in ACTIVATION_OBSERVERS]
-    bar = _progress(len(runs), "calibrating")
     rows: dict[str, dict[str, Any]] = {}
     converted: dict[str, paddle.nn.Layer] = {}
-    for obs, prof in runs:
-        key = f"{obs}/{prof}"
-        qmodel, seconds = calibrate(model, obs, prof, calib)
-        converted[key] = qmodel
-        rows[key] = {"observer": obs, "profile": prof, "float_acc": float_acc,
-                     "int8_acc": accuracy(_logits(qmodel, x_test), y_test),
-                     "calib_seconds": seconds}
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+    with progress(len(runs), "calibrating", leave=False) as bar:
+        for obs, prof in runs:
+            key = f"{obs}/{prof}"
+            qmodel, seconds = calibrate(model, obs, prof, calib)
+            converted[key] = qmodel
+            rows[key] = {"observer": obs, "profile": prof, "float_acc": float_acc,
+                         "int8_acc": accuracy(_logits(qmodel, x_test), y_test),
+                         "calib_seconds": seconds}
+            bar.update()
 
     spec = [paddle.static.InputSpec([None, 1, 8, 8], "float32", "image")]
     paths = {key: out / "onnx" / f"{key.replace('/', '_')}.onnx" for key in converted}
@@ -394,6 +378,5 @@ def run_ptq_demo(out: Path, quick: bool = False) -> dict:
     plots.append(acc_plot.name)
     report["plots"] = plots
     report["seconds"] = time.perf_counter() - start
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    _write_markdown(report, out)
+    write_report(out, report, _markdown(report))
     return report

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from ..format import Case
-from . import Target
+from ._base import Target
 from ._onnx_models import build, finish
 
 

@@ -6,7 +6,7 @@ Graph optimisations are disabled so no constant folding replaces the kernel unde
 from __future__ import annotations
 
 from ..format import Case
-from . import Target
+from ._base import Target
 from ._onnx_models import build, finish
 
 

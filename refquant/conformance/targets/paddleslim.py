@@ -1,4 +1,4 @@
-"""The ``paddleslim`` target: PaddleSlim 2.6.0's Python-side math and (later) its observers
+"""The ``paddleslim`` target: PaddleSlim 2.6.0's Python-side math and its observers
 and quanters, run with Paddle on CPU.
 
 ``slim.quant_dequant`` evaluates the candidate quant-dequant expression of PaddleSlim's
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..format import Case
-from . import Target, Unsupported
+from ._base import Target, Unsupported
 
 _OBSERVERS = ("AbsmaxObserver", "AVGObserver", "MSEObserver", "EMDObserver", "HistObserver",
               "KLObserver", "AbsMaxChannelWiseWeightObserver", "MSEChannelWiseWeightObserver",
@@ -29,8 +29,8 @@ _QUANTERS = ("FakeQuanterWithAbsMaxObserver", "FakeQuanterChannelWiseAbsMaxObser
 
 
 def _import_paddleslim() -> Any:
-    """``paddleslim.quant.observers`` (see :func:`refquant.testing.import_paddleslim`)."""
-    from ...testing import import_paddleslim
+    """``paddleslim.quant.observers`` (see :func:`refquant._compat.import_paddleslim`)."""
+    from ..._compat import import_paddleslim
 
     return import_paddleslim("paddleslim.quant.observers")
 
@@ -59,7 +59,7 @@ class PaddleSlimTarget(Target):
         self._observers()  # imports paddleslim (or raises Unsupported)
         from paddle.quantization.quanters import FakeQuanterWithAbsMaxObserver
 
-        from ...testing import import_paddleslim
+        from ..._compat import import_paddleslim
 
         sq = import_paddleslim("paddleslim.quant.quanters")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..format import Case
 from ..registry import OPS, run_reference
-from . import Target
+from ._base import Target
 
 
 class ReferenceTarget(Target):

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from ..format import Case
-from . import Target, Unsupported
+from ._base import Target, Unsupported
 
 
 class TorchTarget(Target):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..format import Case
-from . import Target, Unsupported
+from ._base import Target, Unsupported
 
 _FP_ELEMS = ("fp8_e4m3fn", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1")
 
