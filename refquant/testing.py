@@ -23,18 +23,23 @@ Hypothesis strategies (``hypothesis`` is imported only when a strategy is built)
 order), ``saturating`` (inputs around the clip bounds), ``special_floats`` (+-0,
 subnormals, huge, +-inf, NaN), ``scales`` (including the tiny-scale guard region),
 ``float32_arrays``, ``distributions`` (normal, uniform, heavy-tailed, ReLU, bimodal,
-constant-with-outlier) and ``batch_sequences`` (1-3 batches of one distribution).
+constant-with-outlier), ``batch_sequences`` (1-3 batches of one distribution), and
+``adversarial_arrays`` / ``adversarial_batches`` (float32 or float64 arrays, or lists of
+them, of the kinds in ``ARRAY_KINDS`` built by the deterministic ``adversarial_array``:
+heavy tails, one sign only, zero range, one element, underflowing squares, outliers, all
+zeros, rounding half-steps).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .conformance.compare import bit_pattern, first_mismatch
+from ._compare import bit_pattern, first_mismatch
+from ._compat import import_paddleslim, paddleslim_hist_module
+from ._numerics import decision_bound as summation_bound
 from .qparams import QParams
 
 __all__ = [
@@ -49,6 +54,12 @@ __all__ = [
     "distributions",
     "batch_sequences",
     "DISTRIBUTIONS",
+    "adversarial_array",
+    "adversarial_arrays",
+    "adversarial_batches",
+    "ARRAY_KINDS",
+    "SINGLE_MODES",
+    "MAGNITUDES",
     "import_paddleslim",
     "paddleslim_hist_module",
 ]
@@ -57,59 +68,6 @@ DISTRIBUTIONS = ("normal", "uniform", "heavy", "relu", "bimodal", "constant_outl
 
 
 # ----------------------------------------------------------------------------- assertions
-
-
-def import_paddleslim(module: str = "paddleslim") -> ModuleType:
-    """Import PaddleSlim 2.6.0, or one of its modules (``"paddleslim.quant.observers.kl"``).
-
-    PaddleSlim's package ``__init__`` imports ``pkg_resources`` (``common/load_model.py``,
-    ``prune/__init__.py``), which setuptools >= 80 no longer ships; refquant's ``slim``
-    extra pins ``setuptools<80``. Where ``pkg_resources`` is missing anyway, the
-    quantization modules are imported without running PaddleSlim's package ``__init__``:
-    ``paddleslim`` and ``paddleslim.quant`` are registered as bare packages over the
-    installed directories (nothing on disk changes), which is all ``paddleslim.quant.*``
-    needs. Raises ``ImportError`` when PaddleSlim is not installed.
-    """
-    import importlib
-    import importlib.util
-    import os
-    import sys
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return importlib.import_module(module)
-        except ImportError as exc:
-            if "pkg_resources" not in str(exc) and getattr(exc, "name", "") != "pkg_resources":
-                raise
-        for key in [k for k in sys.modules if k == "paddleslim" or k.startswith("paddleslim.")]:
-            del sys.modules[key]
-        spec = importlib.util.find_spec("paddleslim")
-        if spec is None or spec.origin is None:
-            raise ImportError("paddleslim is not installed")
-        root = os.path.dirname(spec.origin)
-        for name, path in (("paddleslim", root), ("paddleslim.quant", os.path.join(root, "quant"))):
-            package = ModuleType(name)
-            package.__path__ = [path]
-            sys.modules[name] = package
-        return importlib.import_module(module)
-
-
-def paddleslim_hist_module() -> ModuleType:
-    """``paddleslim.quant.observers.hist`` with its NumPy 2 crash worked around.
-
-    ``PercentHistObserverLayer`` computes ``float(v)`` of a 1-element array, which NumPy 2
-    refuses (paddleslim-quirks.md item 25: ``scales()`` always raises ``TypeError``). The
-    module's ``float`` is replaced by one that accepts a 1-element array, as NumPy 1.x did,
-    so the real observer can be compared with refquant's ``paddleslim`` profile. Only that
-    module's global name is patched; no file changes.
-    """
-    import builtins
-
-    mod = import_paddleslim("paddleslim.quant.observers.hist")
-    mod.float = lambda v: builtins.float(np.asarray(v).reshape(()))  # type: ignore[attr-defined]
-    return mod
 
 
 def _inputs_at(inputs: Mapping[str, Any] | None, shape: tuple[int, ...],
@@ -157,17 +115,6 @@ def assert_kernel_matches(actual: Any, expected: Any, *, name: str = "output",
     if mm.index is None:
         raise AssertionError(str(mm))
     raise AssertionError(f"{mm}{_inputs_at(inputs, np.shape(expected), mm.index)}")
-
-
-def summation_bound(n: int) -> float:
-    """Relative error bound of a float32 sum of ``n`` non-negative terms in any order:
-    ``gamma_(n-1) = (n-1) u / (1 - (n-1) u)`` with ``u = 2^-24`` (Higham, Thm 4.3); the bound
-    on a loss difference is twice that. Used as the ``decision`` tolerance on margins."""
-    u = 2.0 ** -24
-    k = max(int(n) - 1, 1)
-    if k * u >= 1:
-        return float("inf")
-    return 2.0 * (k * u) / (1.0 - k * u)
 
 
 def _scale_zp(q: Any) -> tuple[np.ndarray, np.ndarray | None, Any]:
@@ -335,3 +282,138 @@ def batch_sequences(min_batches: int = 1, max_batches: int = 3,
     scale: exercises running statistics, order dependence and merging."""
     st = _st()
     return st.lists(distributions(shape), min_size=min_batches, max_size=max_batches)
+
+
+#: the kinds of :func:`adversarial_array`
+ARRAY_KINDS = ("normal", "student_t", "relu", "negative", "shifted", "constant", "single",
+               "tiny", "outlier", "zeros", "halfway")
+#: what ``kind="single"`` builds: one element, or one non-zero element in the given shape
+SINGLE_MODES = ("element", "spike")
+#: the default magnitudes of :func:`adversarial_arrays`
+MAGNITUDES = (1e-3, 0.01, 1.0, 30.0)
+
+
+def adversarial_array(kind: str, seed: int, shape: tuple[int, ...],
+                      dtype: Any = np.float32, magnitude: float = 1.0,
+                      single: str = "element") -> np.ndarray:
+    """A float array of one of :data:`ARRAY_KINDS`, determined by the arguments alone.
+
+    With ``z`` standard normal draws of ``numpy.random.default_rng(seed)`` and ``m =
+    magnitude`` (values are formed in float64 and cast once to ``dtype``):
+
+    * ``normal``: ``m z``; ``student_t``: ``m t`` with Student's ``t`` of 2.5 degrees of
+      freedom (heavy tails);
+    * ``relu``: ``m max(z, 0)`` (about half exact zeros); ``negative``: ``-m (|z| + 0.01)``
+      (no value >= 0); ``shifted``: ``m (z + 5)`` (far from zero-centred);
+    * ``constant``: every element ``m c``, ``c`` one of ``-1.3, 0.75, 1.7`` (a zero range);
+    * ``single``: with ``single="element"`` one element ``m z`` in shape ``(1,) * ndim``
+      (one-sample paths: a NaN standard deviation, a single row); with ``single="spike"``
+      the given shape, zeros except the first element ``2.5 m`` (one non-zero value);
+    * ``tiny``: ``m z t``, ``t`` one of ``1e-6, 1e-32`` (float32 squares underflow);
+    * ``outlier``: ``m z`` with one element, at a random index, set to ``m o``, ``o`` one of
+      ``50, 1e4``;
+    * ``zeros``: all ``+0.0``;
+    * ``halfway``: ``m (k + 0.5) / 127`` for integers ``k`` in ``[-300, 300)``: the
+      half-steps of an 8-bit grid with threshold ``m`` (rounding ties; beyond ``+-m``
+      saturation).
+
+    Raises ``ValueError`` for an unknown ``kind`` or ``single``, or a shape with a
+    non-positive side, and ``TypeError`` for a non-floating ``dtype``.
+    """
+    if kind not in ARRAY_KINDS:
+        raise ValueError(f"kind must be one of {ARRAY_KINDS}, got {kind!r}")
+    if single not in SINGLE_MODES:
+        raise ValueError(f"single must be one of {SINGLE_MODES}, got {single!r}")
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"dtype must be a floating dtype, got {dt}")
+    shp = tuple(int(n) for n in shape)
+    if any(n < 1 for n in shp):
+        raise ValueError(f"shape must have positive sides, got {shape!r}")
+    rng = np.random.default_rng(seed)
+    m = float(magnitude)
+    if kind == "single" and single == "element":
+        shp = (1,) * len(shp)
+    z = rng.standard_normal(shp)
+    x: np.ndarray
+    if kind == "student_t":
+        x = rng.standard_t(2.5, shp)
+    elif kind == "relu":
+        x = np.maximum(z, 0.0)
+    elif kind == "negative":
+        x = -(np.abs(z) + 0.01)
+    elif kind == "shifted":
+        x = z + 5.0
+    elif kind == "constant":
+        x = np.full(shp, rng.choice([-1.3, 0.75, 1.7]))
+    elif kind == "single" and single == "spike":
+        x = np.zeros(shp)
+        x.flat[0] = 2.5
+    elif kind == "tiny":
+        x = z * rng.choice([1e-6, 1e-32])
+    elif kind == "outlier":
+        x = z
+        x.flat[rng.integers(x.size)] = rng.choice([50.0, 1e4])
+    elif kind == "zeros":
+        x = np.zeros(shp)
+    elif kind == "halfway":
+        x = (rng.integers(-300, 300, shp) + 0.5) / 127.0
+    else:  # normal; single="element"
+        x = z
+    return (x * m).astype(dt)
+
+
+def _as_strategy(value: Any) -> Any:
+    st = _st()
+    return value if isinstance(value, st.SearchStrategy) else st.just(value)
+
+
+def _check_kinds(kinds: tuple[str, ...], magnitudes: tuple[float, ...], single: str) -> None:
+    unknown = [k for k in kinds if k not in ARRAY_KINDS]
+    if not kinds or unknown:
+        raise ValueError(f"kinds must be a non-empty selection of {ARRAY_KINDS}, got "
+                         f"{tuple(kinds)!r}")
+    if not magnitudes:
+        raise ValueError("magnitudes must not be empty")
+    if single not in SINGLE_MODES:
+        raise ValueError(f"single must be one of {SINGLE_MODES}, got {single!r}")
+
+
+def adversarial_arrays(shape: Any = (16,), dtype: Any = np.float32, *,
+                       kinds: tuple[str, ...] = ARRAY_KINDS,
+                       magnitudes: tuple[float, ...] = MAGNITUDES,
+                       single: str = "element") -> Any:
+    """Arrays of :func:`adversarial_array`: a kind of ``kinds``, a seed, a magnitude of
+    ``magnitudes``. ``shape`` and ``dtype`` are values or strategies; ``single`` says what
+    the ``single`` kind builds (:data:`SINGLE_MODES`)."""
+    st = _st()
+    kinds, magnitudes = tuple(kinds), tuple(magnitudes)
+    _check_kinds(kinds, magnitudes, single)
+    return st.builds(adversarial_array, st.sampled_from(kinds), st.integers(0, 2**32 - 1),
+                     _as_strategy(shape), _as_strategy(dtype), st.sampled_from(magnitudes),
+                     st.just(single))
+
+
+def adversarial_batches(shape: Any = (16,), dtype: Any = np.float32, *,
+                        min_batches: int = 1, max_batches: int = 4,
+                        same_shape: bool = True, same_dtype: bool = True,
+                        kinds: tuple[str, ...] = ARRAY_KINDS,
+                        magnitudes: tuple[float, ...] = MAGNITUDES,
+                        single: str = "element") -> Any:
+    """Lists of ``min_batches``..``max_batches`` arrays of :func:`adversarial_arrays`, each
+    of its own kind, seed and magnitude: observers' running statistics, order dependence
+    and merging. With ``same_shape`` (``same_dtype``) one shape (dtype) is drawn for the
+    whole list, as per-channel state needs (a ``single`` batch with ``single="element"``
+    still has one element); otherwise one per batch."""
+    st = _st()
+    _check_kinds(tuple(kinds), tuple(magnitudes), single)
+    shapes, dtypes = _as_strategy(shape), _as_strategy(dtype)
+
+    def batches(shape_and_dtype: tuple[Any, Any]) -> Any:
+        shp, dt = shape_and_dtype
+        return st.lists(adversarial_arrays(shp, dt, kinds=kinds, magnitudes=magnitudes,
+                                           single=single),
+                        min_size=min_batches, max_size=max_batches)
+
+    return st.tuples(shapes if same_shape else st.just(shapes),
+                     dtypes if same_dtype else st.just(dtypes)).flatmap(batches)

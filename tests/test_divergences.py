@@ -1,4 +1,12 @@
-"""docs/divergences.md is generated from the quirk registries and must not go stale."""
+"""The quirk registries (tests/quirks/quirks_*.py), checked in one place.
+
+For every entry: refquant's ``paddleslim`` profile shows the quirk (``check``); the canonical
+profile answers, or refuses with the exception the entry names (``canonical_raises``); where
+PaddleSlim is installed, the real PaddleSlim run on the entry's input gives the paddleslim
+profile's outcome -- except for deliberate divergences, where it gives ``paddleslim_value``
+and the paddleslim profile refuses the input. docs/divergences.md is generated from the same
+registries and must not go stale.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +21,54 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 render = runpy.run_path(str(HERE / "quirks" / "render.py"))
 QUIRKS = render["load_quirks"]()
-HAVE_SLIM = importlib.util.find_spec("paddleslim") is not None
+REAL = [q for q in QUIRKS if "real" in q]
+HAVE_SLIM = (importlib.util.find_spec("paddleslim") is not None
+             and importlib.util.find_spec("paddle") is not None)
+
+
+def _ids(quirks):
+    return [q["id"] for q in quirks]
 
 
 def test_registry_ids_are_unique_and_well_formed():
-    ids = [q["id"] for q in QUIRKS]
+    ids = _ids(QUIRKS)
     assert len(ids) == len(set(ids)), "duplicate quirk ids"
     for q in QUIRKS:
-        render["item_number"](q["id"])
+        number = render["item_number"](q["id"])
         for key in ("title", "input", "paddleslim_value", "refquant_paddleslim",
                     "refquant_canonical", "check"):
             assert key in q, f"{q['id']} lacks {key!r}"
+        assert isinstance(q.get("canonical_raises", ""), str), q["id"]
+        if "divergence" in q:  # a deliberate divergence is measured against PaddleSlim
+            assert "real" in q and number not in render["ALL_ITEMS"], q["id"]
 
 
-@pytest.mark.parametrize("quirk", QUIRKS, ids=[q["id"] for q in QUIRKS])
+@pytest.mark.parametrize("quirk", QUIRKS, ids=_ids(QUIRKS))
 def test_paddleslim_profile_reproduces_the_quirk(quirk):
     assert quirk["check"]() is True
 
 
+def _call(fn):
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - an exception is a comparable outcome
+        return exc
+
+
+@pytest.mark.parametrize("quirk", QUIRKS, ids=_ids(QUIRKS))
+def test_canonical_profile_answers_or_refuses_as_registered(quirk):
+    out = _call(quirk["refquant_canonical"])
+    want = quirk.get("canonical_raises")
+    if want is None:
+        assert not isinstance(out, BaseException), f"canonical raises {out!r}"
+    else:
+        assert type(out).__name__ == want, f"expected {want}, got {out!r}"
+        assert str(out).strip(), "the error has no message"
+
+
 def _as_comparable(value):
+    """The default outcome: an exception's type name, or the value (a QParams' scale) as
+    float32 bit patterns with its shape; what is not numeric by its repr."""
     if isinstance(value, BaseException):
         return type(value).__name__
     if hasattr(value, "scale") and hasattr(value, "zero_point"):
@@ -43,20 +80,20 @@ def _as_comparable(value):
     return arr.shape, arr.view(np.uint32).tolist()
 
 
-def _call(fn):
-    try:
-        return fn()
-    except Exception as exc:  # noqa: BLE001 - an exception is a comparable outcome
-        return exc
-
-
-@pytest.mark.skipif(not HAVE_SLIM, reason="paddleslim is not installed")
-@pytest.mark.parametrize("quirk", [q for q in QUIRKS if "real" in q],
-                         ids=[q["id"] for q in QUIRKS if "real" in q])
+@pytest.mark.skipif(not HAVE_SLIM, reason="paddle / paddleslim not installed")
+@pytest.mark.parametrize("quirk", REAL, ids=_ids(REAL))
 def test_real_paddleslim_agrees_with_paddleslim_profile(quirk):
-    real = _as_comparable(_call(quirk["real"]))
-    ours = _as_comparable(_call(quirk["refquant_paddleslim"]))
-    assert real == ours
+    real = _call(quirk["real"])
+    ours = _call(quirk["refquant_paddleslim"])
+    if "divergence" in quirk:
+        assert _as_comparable(real) == _as_comparable(quirk["paddleslim_value"]), real
+        assert isinstance(ours, ValueError), f"the paddleslim profile gave {ours!r}"
+        return
+    same = quirk["_same_outcome"]
+    if same is not None:
+        assert same(real, ours), (real, ours)
+    else:
+        assert _as_comparable(real) == _as_comparable(ours)
 
 
 def test_document_is_up_to_date():
@@ -66,7 +103,22 @@ def test_document_is_up_to_date():
     assert doc.read_text() == expected, "stale: python tests/quirks/render.py > docs/divergences.md"
 
 
-def test_every_item_of_the_quirks_reference_is_covered():
+def test_every_catalogued_quirk_is_covered():
     covered = {render["item_number"](q["id"]) for q in QUIRKS}
     required = set(render["ALL_ITEMS"])
     assert not required - covered, f"quirks without an entry: {sorted(required - covered)}"
+
+
+def test_outcome_comparisons_hand_worked():
+    hist = runpy.run_path(str(HERE / "quirks" / "quirks_hist.py"))["same_outcome"]
+    quanters = runpy.run_path(str(HERE / "quirks" / "quirks_quanters.py"))["same_outcome"]
+    one_up = float(np.nextafter(1.0, 2.0))
+    assert hist(1.0, 1.0) and not hist(1.0, one_up)  # float64 bits, not float32
+    assert not hist(np.float32([1, 2]), np.float64([1, 2]))  # dtype counts
+    assert hist(AssertionError("a"), AssertionError("b")) and not hist(IndexError(), 0.0)
+    assert hist(IndexError(), "raises IndexError")  # both spellings of an exception
+    assert quanters([0.5, 1.0], np.float32([0.5, 1.0])) and not quanters(0.5, 0.5000001)
+    assert not quanters(TypeError(), TypeError())  # an escaped exception is a failure
+    f32_up = np.nextafter(np.float32(1.0), np.float32(2.0))
+    assert _as_comparable(np.float32(1.0)) != _as_comparable(f32_up)  # float32 bits
+    assert _as_comparable(ValueError("x")) == "ValueError"

@@ -3,22 +3,20 @@
 Properties (Hypothesis): results are bit-identical under any permutation of the batches and
 any split into shards + ``merge``; values agree with independent formulations (brute-force
 losses over the raw data, exact rational means, loop-based maxima). Plus decision-function
-units, bad input, and the quirk registry of this area.
+units and bad input (the quirk registry is checked in tests/test_divergences.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import runpy
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from refquant import testing as rqt
 from refquant.observers.absmax import AbsmaxObserver
 from refquant.observers.avg import AVGObserver
 from refquant.observers.channel_wise import (
@@ -35,37 +33,15 @@ from refquant.observers.search import (
     slim_running_choice,
 )
 
-KINDS = ("normal", "student_t", "relu", "negative", "shifted", "constant", "single", "tiny",
-         "outlier", "zeros")
+DTYPES = st.sampled_from([np.float32, np.float64])
 
 
-def make(kind: str, seed: int, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) * rng.choice([0.01, 1.0, 30.0])
-    if kind == "student_t":
-        x = rng.standard_t(2.5, shape)
-    elif kind == "relu":
-        x = np.maximum(x, 0)
-    elif kind == "negative":
-        x = -np.abs(x) - 0.01
-    elif kind == "shifted":
-        x = x + 5.0
-    elif kind == "constant":
-        x = np.full(shape, -1.3)
-    elif kind == "single":
-        x = np.zeros(shape)
-        x.flat[0] = 2.5
-    elif kind == "tiny":
-        x = x * 1e-32
-    elif kind == "outlier":
-        x.flat[rng.integers(x.size)] = 100.0
-    elif kind == "zeros":
-        x = np.zeros(shape)
-    return x.astype(dtype)
+def batches(shape: tuple[int, ...], min_batches: int = 2, dtype=DTYPES, **kw):
+    """2-4 batches of ``shape`` (each its own dtype when ``dtype`` is a strategy); kind
+    "single" keeps the shape: zeros but one element, so channel-wise state stays valid."""
+    return rqt.adversarial_batches(shape, dtype, min_batches=min_batches, same_dtype=False,
+                                   single="spike", **kw)
 
-
-batch = st.tuples(st.sampled_from(KINDS), st.integers(0, 2**31))
-batches = st.lists(batch, min_size=2, max_size=4)
 
 FACTORIES = {
     "absmax": (lambda: AbsmaxObserver(), (6, 5)),
@@ -95,10 +71,9 @@ def _run(name, xs):
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 @settings(max_examples=12, deadline=None, derandomize=True)
-@given(bs=batches, order_seed=st.integers(0, 2**31), cut=st.integers(1, 3))
-def test_permutation_and_shard_merge_are_bit_identical(name, bs, order_seed, cut):
-    shape = FACTORIES[name][1]
-    xs = [make(k, s, shape, np.float32 if s % 2 else np.float64) for k, s in bs]
+@given(data=st.data(), order_seed=st.integers(0, 2**31), cut=st.integers(1, 3))
+def test_permutation_and_shard_merge_are_bit_identical(name, data, order_seed, cut):
+    xs = data.draw(batches(FACTORIES[name][1]), label="batches")
     base = _run(name, xs)
     perm = np.random.default_rng(order_seed).permutation(len(xs))
     shuffled = _run(name, [xs[i] for i in perm])
@@ -116,9 +91,8 @@ def test_permutation_and_shard_merge_are_bit_identical(name, bs, order_seed, cut
 
 # -- independent formulations --------------------------------------------------------------
 @settings(max_examples=30, deadline=None, derandomize=True)
-@given(bs=batches)
-def test_absmax_and_avg_against_independent_math(bs):
-    xs = [make(k, s, (5, 3)) for k, s in bs]
+@given(xs=batches((5, 3), dtype=np.float32))
+def test_absmax_and_avg_against_independent_math(xs):
     ab, av = AbsmaxObserver(), AVGObserver()
     for x in xs:
         ab.observe(x)
@@ -141,9 +115,8 @@ def test_avg_counts_every_sample_hand_worked():
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)
-@given(bs=batches, axis=st.integers(-3, 2))
-def test_channel_wise_abs_max_any_axis(bs, axis):
-    xs = [make(k, s, (3, 4, 2)) for k, s in bs]
+@given(xs=batches((3, 4, 2), dtype=np.float32), axis=st.integers(-3, 2))
+def test_channel_wise_abs_max_any_axis(xs, axis):
     obs = AbsMaxChannelWiseWeightObserver(axis=axis)
     for x in xs:
         obs.observe(x)
@@ -155,9 +128,8 @@ def test_channel_wise_abs_max_any_axis(bs, axis):
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)
-@given(bs=batches, g=st.sampled_from([1, 2, 3, 6]))
-def test_groupwise_against_loops(bs, g):
-    xs = [make(k, s, (6, 4)) for k, s in bs]
+@given(xs=batches((6, 4), dtype=np.float32), g=st.sampled_from([1, 2, 3, 6]))
+def test_groupwise_against_loops(xs, g):
     obs = GroupWiseWeightObserver(group_size=g)
     for x in xs:
         obs.observe(x)
@@ -185,11 +157,9 @@ def _true_losses(values, thresholds, qmax, kind):
 
 @pytest.mark.parametrize("cls,kind", [(MSEObserver, "mse"), (EMDObserver, "emd")])
 @settings(max_examples=15, deadline=None, derandomize=True)
-@given(bs=st.lists(st.tuples(st.sampled_from(["normal", "student_t", "relu", "outlier",
-                                               "shifted"]), st.integers(0, 2**31)),
-                   min_size=1, max_size=3))
-def test_histogram_search_within_resolution_bound(cls, kind, bs):
-    xs = [make(k, s, (40,)) for k, s in bs]
+@given(xs=batches((40,), 1, np.float32, max_batches=3,
+                  kinds=("normal", "student_t", "relu", "outlier", "shifted")))
+def test_histogram_search_within_resolution_bound(cls, kind, xs):
     obs = cls()
     for x in xs:
         obs.observe(x)
@@ -223,9 +193,8 @@ def test_histogram_search_within_resolution_bound(cls, kind, bs):
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)
-@given(bs=batches, bits=st.sampled_from([8, 4]))
-def test_mse_channel_wise_against_brute_force(bs, bits):
-    xs = [make(k, s, (9, 3)) for k, s in bs]
+@given(xs=batches((9, 3), dtype=np.float32), bits=st.sampled_from([8, 4]))
+def test_mse_channel_wise_against_brute_force(xs, bits):
     obs = MSEChannelWiseWeightObserver(bits)  # 2-D: axis 1 inferred
     for x in xs:
         obs.observe(x)
@@ -367,39 +336,5 @@ def test_ignore_nonfinite_drops_values():
         ref.observe(np.array([1.0, -3.0], np.float32))
         assert obs.compute() == ref.compute()
     slim = AbsmaxObserver(profile="paddleslim", ignore_nonfinite=True)
-    slim.observe(x)  # PaddleSlim propagates NaN, then Python's max gives int 0 (item 9)
+    slim.observe(x)  # PaddleSlim propagates NaN, then Python's max gives int 0 (Q9)
     assert float(slim.compute().scale) == 0.0
-
-
-# -- the quirk registry of this area -------------------------------------------------------
-REG = runpy.run_path(str(Path(__file__).parent / "quirks" / "quirks_search.py"))["QUIRKS"]
-HAVE_SLIM = importlib.util.find_spec("paddleslim") is not None
-
-
-@pytest.mark.parametrize("q", REG, ids=[q["id"] for q in REG])
-def test_quirk_registry_checks(q):
-    assert q["check"]() is True
-    try:  # the canonical profile either answers or rejects the input with a clear error
-        q["refquant_canonical"]()
-    except (ValueError, TypeError) as exc:
-        assert str(exc)
-
-
-@pytest.mark.skipif(not HAVE_SLIM, reason="paddleslim is not installed")
-@pytest.mark.parametrize("q", [q for q in REG if "real" in q],
-                         ids=[q["id"] for q in REG if "real" in q])
-def test_quirk_registry_real(q):
-    def norm(v):
-        if isinstance(v, BaseException):
-            return type(v).__name__
-        v = getattr(v, "scale", v)
-        a = np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float32)
-        return a.shape, a.view(np.uint32).tolist()
-
-    def call(f):
-        try:
-            return f()
-        except Exception as exc:  # noqa: BLE001
-            return exc
-
-    assert norm(call(q["real"])) == norm(call(q["refquant_paddleslim"]))

@@ -175,5 +175,105 @@ def test_import_paddleslim_without_pkg_resources():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
-    # PaddleSlim's MSE on [[3]]: the 35 accumulated factors never reach 1.0 (quirk 16)
+    # PaddleSlim's MSE on [[3]]: the 35 accumulated factors never reach 1.0 (Q16)
     assert "scale 2.9400000000000017" in res.stdout
+
+
+# -- adversarial arrays ----------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", rqt.ARRAY_KINDS)
+def test_adversarial_array_kinds(kind, dtype):
+    shape, m = (6, 7), 3.0
+    x = rqt.adversarial_array(kind, 5, shape, dtype, m)
+    assert x.dtype == dtype
+    assert x.shape == ((1, 1) if kind == "single" else shape)
+    assert np.array_equal(x, rqt.adversarial_array(kind, 5, shape, dtype, m))  # deterministic
+    assert np.isfinite(x).all()
+    v = x.astype(np.float64)
+    if kind in ("normal", "student_t", "shifted", "outlier", "halfway"):
+        other = rqt.adversarial_array(kind, 6, shape, dtype, m)
+        assert not np.array_equal(x, other)  # the seed matters
+    if kind == "relu":
+        assert v.min() == 0.0 and v.max() > 0.0
+    elif kind == "negative":
+        assert v.max() <= -0.01 * m * (1 - 1e-6)
+    elif kind == "shifted":
+        assert 4.0 * m < v.mean() < 6.0 * m
+    elif kind == "constant":
+        assert np.unique(x).size == 1 and float(x.flat[0]) in [
+            float(dtype(c * m)) for c in (-1.3, 0.75, 1.7)]
+    elif kind == "tiny":
+        assert 0.0 < np.abs(v).max() <= 10 * 1e-6 * m
+    elif kind == "outlier":
+        assert np.abs(v).max() in (float(dtype(50 * m)), float(dtype(1e4 * m)))
+    elif kind == "zeros":
+        assert not v.any() and not np.signbit(x).any()
+    elif kind == "halfway":
+        k = v * 127 / m - 0.5  # k + 0.5 = x * 127 / m, within the dtype's rounding
+        assert np.allclose(k, np.round(k), rtol=0, atol=1e-4)
+        assert k.min() >= -300 - 1e-4 and k.max() <= 299 + 1e-4
+
+
+def test_adversarial_array_single_modes():
+    one = rqt.adversarial_array("single", 3, (4, 2, 3), np.float64, 2.0)
+    assert one.shape == (1, 1, 1) and one.item() != 0.0
+    spike = rqt.adversarial_array("single", 3, (4, 2, 3), np.float32, 2.0, single="spike")
+    assert spike.shape == (4, 2, 3) and np.count_nonzero(spike) == 1
+    assert spike.flat[0] == np.float32(5.0)
+
+
+def test_adversarial_array_bad_arguments():
+    with pytest.raises(ValueError, match="kind"):
+        rqt.adversarial_array("gauss", 0, (3,))
+    with pytest.raises(ValueError, match="single"):
+        rqt.adversarial_array("single", 0, (3,), single="one")
+    with pytest.raises(TypeError, match="dtype"):
+        rqt.adversarial_array("normal", 0, (3,), np.int32)
+    with pytest.raises(ValueError, match="shape"):
+        rqt.adversarial_array("normal", 0, (3, 0))
+    with pytest.raises(ValueError, match="kinds"):
+        rqt.adversarial_arrays(kinds=("normal", "gauss"))
+    with pytest.raises(ValueError, match="single"):
+        rqt.adversarial_batches(single="one")
+
+
+@SETTINGS
+@given(rqt.adversarial_arrays(st.sampled_from([(3,), (2, 5)]),
+                              st.sampled_from([np.float32, np.float64]),
+                              kinds=("normal", "single", "zeros"), magnitudes=(2.0,)))
+def test_adversarial_arrays_draw_the_given_shapes_and_dtypes(x):
+    assert x.dtype in (np.float32, np.float64)
+    assert x.shape in ((3,), (2, 5), (1,), (1, 1))
+    assert np.abs(x).max() < 2.0 * 10
+
+
+@SETTINGS
+@given(rqt.adversarial_batches(st.sampled_from([(4, 3), (6, 2)]),
+                               st.sampled_from([np.float32, np.float64]),
+                               min_batches=2, max_batches=3, single="spike"),
+       rqt.adversarial_batches(st.sampled_from([(4,), (5,)]),
+                               st.sampled_from([np.float32, np.float64]),
+                               same_shape=False, same_dtype=False, kinds=("normal",)))
+def test_adversarial_batches_share_shape_and_dtype_when_asked(same, free):
+    assert 2 <= len(same) <= 3
+    assert len({b.shape for b in same}) == 1 and len({b.dtype for b in same}) == 1
+    assert 1 <= len(free) <= 4 and all(b.shape in ((4,), (5,)) for b in free)
+
+
+def test_adversarial_batches_mix_layouts_and_one_element_batches():
+    """Hypothesis finds a list mixing shapes and dtypes when asked to, and one holding a
+    one-element batch next to a full one (the "single" kind)."""
+    from hypothesis import Phase, find
+
+    quick = settings(database=None, max_examples=500, phases=[Phase.generate])
+
+    mixed = find(rqt.adversarial_batches(st.sampled_from([(4,), (5,)]),
+                                         st.sampled_from([np.float32, np.float64]),
+                                         same_shape=False, same_dtype=False),
+                 lambda bs: len({b.shape for b in bs}) > 1 and len({b.dtype for b in bs}) > 1,
+                 settings=quick)
+    assert len(mixed) >= 2
+    single = find(rqt.adversarial_batches((8, 4)),
+                  lambda bs: {b.shape for b in bs} == {(1, 1), (8, 4)},
+                  settings=quick)
+    assert len(single) >= 2

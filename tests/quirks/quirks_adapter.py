@@ -1,4 +1,4 @@
-"""Quirk registry for the Paddle adapter (paddleslim-quirks.md sections P and Q, items 54-61).
+"""Quirk registry for the Paddle adapter (QuantConfig, PTQ and convert: Q54-Q61).
 
 These quirks live in Paddle 3.3.1's ``paddle.quantization`` (QuantConfig, PTQ, convert) that
 PaddleSlim's flow runs on. ``refquant.adapters.paddle`` reproduces them with
@@ -368,22 +368,25 @@ QUIRKS: list[Quirk] = [
     _entry("Q58", "leaf observers see the leaf's input (ReLU observed before it runs)",
            f"Sequential(ReLU), AbsmaxObserver, one batch {X58}; the observer's scale",
            np.float32(3.0), _q58, _bits(np.float32(3.0)), _q58_real),
-    _entry("Q59a", "convert before calibration fails inside the observer's scales()",
-           "Sequential(Linear), MSEObserver for activation and weight, convert() without "
-           "any forward",
-           "raises AttributeError", _q59a, _raise("AttributeError"), _q59a_real),
-    _entry("Q59b", "scales() before any forward: the exception depends on the observer",
-           "KLObserver layer built for a ReLU, scales() with no forward",
-           "raises AssertionError", _q59b, _raise("AssertionError"), _q59b_real),
+    {**_entry("Q59a", "convert before calibration fails inside the observer's scales()",
+              "Sequential(Linear), MSEObserver for activation and weight, convert() without "
+              "any forward",
+              "raises AttributeError", _q59a, _raise("AttributeError"), _q59a_real),
+     "canonical_raises": "NotCalibratedError"},
+    {**_entry("Q59b", "scales() before any forward: the exception depends on the observer",
+              "KLObserver layer built for a ReLU, scales() with no forward",
+              "raises AssertionError", _q59b, _raise("AssertionError"), _q59b_real),
+     "canonical_raises": "NotCalibratedError"},
     _entry("Q60", "convert skips a quanted layer without weight quanter, observer and all",
            "Sequential(Linear), activation AbsmaxObserver, no weight config, one batch of "
            "ones, convert(); type of the activation quanter",
            "AbsmaxObserverLayer", _q60, _eq("AbsmaxObserverLayer"), _q60_real),
-    _entry("Q61a", "converted QDQ: signed bounds, half-to-even, zero point ignored",
-           f"a quanter with scales() 2.0 and zero_points() 10 on a ReLU, converted; "
-           f"applied to x = {X61}",
-           np.asarray([0.0, 0.503937, -2.015748], np.float32), _q61a,
-           _bits(np.asarray([0.0, 0.503937, -2.015748], np.float32)), _q61a_real),
+    {**_entry("Q61a", "converted QDQ: signed bounds, half-to-even, zero point ignored",
+              f"a quanter with scales() 2.0 and zero_points() 10 on a ReLU, converted; "
+              f"applied to x = {X61}",
+              np.asarray([0.0, 0.503937, -2.015748], np.float32), _q61a,
+              _bits(np.asarray([0.0, 0.503937, -2.015748], np.float32)), _q61a_real),
+     "canonical_raises": "NotImplementedError"},
     _entry("Q61b", "converted weights are stored as integer-valued floats",
            f"Linear(3, 1) with weight {W61} (as [in, out]), per-tensor AbsmaxObserver on "
            "the weight, convert(remain_weight=False); the stored weight",

@@ -1,9 +1,9 @@
-"""Quirk registry: PaddleSlim's histogram observers (paddleslim-quirks.md items 21-31).
+"""Quirk registry: PaddleSlim's histogram observers (Q21-Q31).
 
 Each entry's ``paddleslim_value`` was measured by running the real PaddleSlim 2.6.0 (Paddle
-3.3.1, NumPy 2.4.6) on the stated input (Hist entries with the float-shim of item 25), or is
-quoted from paddleslim-quirks.md where the entry says so. Importable with numpy + refquant
-alone; paddle/paddleslim are imported only inside the ``real`` callables.
+3.3.1, NumPy 2.4.6) on the stated input (Hist entries with the float-shim of Q25).
+Importable with numpy + refquant alone; paddle/paddleslim are imported only inside the
+``real`` callables. :func:`same_outcome` says when a ``real`` outcome and refquant's agree.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from refquant.testing import import_paddleslim, paddleslim_hist_module
 
 # -- helpers ------------------------------------------------------------------------------
 def _slim(name: str) -> types.ModuleType:
-    """``paddleslim.quant.observers.<name>``; ``hist`` with the NumPy 2 float-shim (item 25)."""
+    """``paddleslim.quant.observers.<name>``; ``hist`` with the NumPy 2 float-shim (Q25)."""
     if name == "hist":
         return paddleslim_hist_module()
     return import_paddleslim(f"paddleslim.quant.observers.{name}")
@@ -156,7 +156,7 @@ QUIRKS: list[dict[str, Any]] = [
         "title": "approximate merge: old histogram repeated x64, re-binned on a relaxed range, "
                  "divided by 64",
         "input": "bins=8; batch [0,1,2,3,4], then [-2,5] (float32)",
-        "paddleslim_value": "[1.0, 0.0, 1.0, 1.0, 0.75, 0.75, 1.5, 1.0] (paddleslim-quirks.md)",
+        "paddleslim_value": "[1.0, 0.0, 1.0, 1.0, 0.75, 0.75, 1.5, 1.0]",
         "refquant_paddleslim": lambda: _slim_state(B_MERGE, 8).hist.tolist(),
         "refquant_canonical": lambda: _exact(B_MERGE, 8).counts.tolist(),
         "check": lambda: _slim_state(B_MERGE, 8).hist.tolist()
@@ -299,3 +299,17 @@ QUIRKS: list[dict[str, Any]] = [
                                                      bins_count=64))),
     },
 ]
+
+
+def same_outcome(real: Any, ours: Any) -> bool:
+    """Whether the real PaddleSlim's outcome equals the ``paddleslim`` profile's: floats bit
+    for bit in float64, arrays by value and dtype, anything else by ``==``; an exception
+    (either side) by its type."""
+    real, ours = (f"raises {type(v).__name__}" if isinstance(v, BaseException) else v
+                  for v in (real, ours))
+    if isinstance(real, float) and isinstance(ours, float):
+        return _f64_same(real, ours)
+    if isinstance(real, np.ndarray) or isinstance(ours, np.ndarray):
+        a, b = np.asarray(real), np.asarray(ours)
+        return a.dtype == b.dtype and bool(np.array_equal(a, b))
+    return bool(real == ours)

@@ -1,4 +1,4 @@
-"""Quirk registry for the quanters (paddleslim-quirks.md sections L-O, items 38-53).
+"""Quirk registry for the quanters (Q38-Q53).
 
 Each entry's ``paddleslim_value`` was measured by running PaddleSlim 2.6.0 on Paddle 3.3.1
 (CPU) on the stated input (the ``real`` callable reproduces the measurement). Per-tensor LSQ+
@@ -487,3 +487,14 @@ QUIRKS: list[Quirk] = [
            "Linear weight [[1,-5,0],[-2,.5,0]]: zero_points()",
            None, _q53, lambda got: got is None, _q53_real),
 ]
+
+
+def same_outcome(real: Any, ours: Any) -> bool:
+    """Whether the real PaddleSlim's outcome equals the ``paddleslim`` profile's: lists and
+    floats as float32 bit patterns, anything else by ``==``. Both sides report PaddleSlim's
+    exceptions as ``"raises <type>"`` strings, so an exception escaping either is a failure."""
+    if isinstance(real, BaseException) or isinstance(ours, BaseException):
+        return False
+    if isinstance(real, (list, float)):
+        return _same_bits(ours, real)
+    return bool(ours == real)

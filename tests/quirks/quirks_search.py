@@ -1,9 +1,8 @@
 """Quirk registry: abs-max, AVG, MSE, EMD, channel-wise and group-wise observers.
 
-paddleslim-quirks.md items 1-20 and 32-37. Imports only numpy and refquant at module level;
-``real`` callables import paddle / paddleslim when they run. ``paddleslim_value`` literals
-were measured by running PaddleSlim 2.6.0 on Paddle 3.3.1 (or are quoted from
-paddleslim-quirks.md where it states them for the same input).
+Q1-Q20 and Q32-Q37, and the deliberate divergence Q62. Imports only numpy and refquant at
+module level; ``real`` callables import paddle / paddleslim when they run.
+``paddleslim_value`` literals were measured by running PaddleSlim 2.6.0 on Paddle 3.3.1.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import types
 import numpy as np
 
 from refquant.kernels import slim
+from refquant.observers import OBSERVERS
 from refquant.observers.absmax import AbsmaxObserver, slim_qmin_qmax, slim_uniform_scale_zp
 from refquant.observers.avg import AVGObserver
 from refquant.observers.channel_wise import (
@@ -110,6 +110,7 @@ _N = np.random.default_rng(1).standard_normal(256).astype(F32)
 BIG_SMALL = [(np.random.default_rng(2).standard_normal(256) * 10).astype(F32),
              (_N * F32(0.01)).astype(F32)]
 W = np.array([[1, -5, 0], [-2, 0.5, 0]], F32)
+BEYOND_F32 = np.array([1.0, -1e39])  # float64
 A = np.array  # shorthand
 
 QUIRKS = [
@@ -322,13 +323,14 @@ QUIRKS = [
        lambda: _same(_ours(MSEChannelWiseWeightObserver, [A([[3, 1]], F32)]),
                      [F32(0.98) * F32(3), F32(0.98)]),
        lambda: _real("MSECW", [A([[3, 1]], F32)])),
-    _q("Q35", "Group-wise accepts only 2-D weights, group 64/128, rows divisible",
-       "4-D weight ones((64, 2, 3, 3)), group 128", "raises AssertionError",
-       lambda: _ours(GroupWiseWeightObserver, [np.ones((64, 2, 3, 3), F32)]),
-       lambda: _ours(GroupWiseWeightObserver, [np.ones((64, 2, 3, 3), F32)], "canonical"),
-       lambda: _raises(lambda: _ours(GroupWiseWeightObserver, [np.ones((64, 2, 3, 3), F32)]),
-                       AssertionError),
-       lambda: _real("Group", [np.ones((64, 2, 3, 3), F32)])),
+    {**_q("Q35", "Group-wise accepts only 2-D weights, group 64/128, rows divisible",
+          "4-D weight ones((64, 2, 3, 3)), group 128", "raises AssertionError",
+          lambda: _ours(GroupWiseWeightObserver, [np.ones((64, 2, 3, 3), F32)]),
+          lambda: _ours(GroupWiseWeightObserver, [np.ones((64, 2, 3, 3), F32)], "canonical"),
+          lambda: _raises(lambda: _ours(GroupWiseWeightObserver,
+                                        [np.ones((64, 2, 3, 3), F32)]), AssertionError),
+          lambda: _real("Group", [np.ones((64, 2, 3, 3), F32)])),
+     "canonical_raises": "ValueError"},
     _q("Q35a", "Group-wise scales are [in/group, out]", "ones((128, 3)) * column index, "
                "group 64", "shape (2, 3): [[1e-08, 1, 2], [1e-08, 1, 2]]",
        lambda: _ours(GroupWiseWeightObserver, [np.ones((128, 3), F32) * A([0, 1, 2], F32)],
@@ -360,6 +362,19 @@ QUIRKS = [
                      group_size=64).extra["group_size"],
        lambda: _ours(GroupWiseWeightObserver, [np.ones((128, 2), F32)], group_size=64)
        .extra["group_size"] == 64),
+    {**_q("Q62", "Deliberate divergence: float64 input beyond float32's range is refused "
+                 "(ValueError naming x and the value); PaddleSlim's abs-max scale is inf",
+          "AbsmaxObserver on float64 [1.0, -1e39]", F32(np.inf),
+          lambda: _ours(AbsmaxObserver, [BEYOND_F32]),
+          lambda: _ours(AbsmaxObserver, [BEYOND_F32], "canonical"),
+          lambda: _refuses_beyond_float32(),
+          lambda: _real("Abs", [BEYOND_F32])),
+     "canonical_raises": "ValueError",
+     "divergence": "no float32 scale represents 1e39: PaddleSlim's abs-max observer casts the "
+                   "batch to float32 and reports scale inf, which quantizes every finite value "
+                   "to 0. Every observer of the paddleslim profile (and of the canonical one) "
+                   "raises ValueError instead, naming the argument and the value, and leaves "
+                   "the batch unchanged."},
 ]
 
 
@@ -391,3 +406,25 @@ def _real_asym(lo, hi):
     o._mse_min, o._mse_max = lo, hi
     o.cal_thresholds()
     return o._scale, o._zero_point
+
+
+def _refuses_beyond_float32() -> bool:
+    """Q62: every observer of the paddleslim profile, with ``ignore_nonfinite`` off and on,
+    raises ``ValueError`` naming ``x`` and the value for a float64 batch holding ``-1e39``
+    (shape (128, 2): valid for the channel-wise and group-wise observers), and leaves the
+    batch unchanged."""
+    x = np.ones((128, 2))
+    x[5, 1] = -1e39
+    before = x.copy()
+    for name, cls in OBSERVERS.items():
+        kw = {"group_size": 64} if name == "GroupWiseWeightObserver" else {}
+        for ignore in (False, True):
+            obs = cls(profile="paddleslim", ignore_nonfinite=ignore, **kw)
+            try:
+                obs.observe(x)
+            except ValueError as exc:
+                if not ("x " in str(exc) and "-1e+39" in str(exc)):
+                    return False
+            else:
+                return False
+    return bool(np.array_equal(x, before))
