@@ -33,7 +33,7 @@ from refquant.testing import import_paddleslim, paddleslim_hist_module
 
 
 def slim_module(name: str) -> types.ModuleType:
-    """``paddleslim.quant.observers.<name>``; ``hist`` with the NumPy 2 float-shim (item 25)."""
+    """``paddleslim.quant.observers.<name>``; ``hist`` with the NumPy 2 float-shim (Q25)."""
     if name == "hist":
         return paddleslim_hist_module()
     return import_paddleslim(f"paddleslim.quant.observers.{name}")

@@ -12,8 +12,8 @@ A timing covers ``quantize`` + the forward passes + computing every observer's s
 (``cal_thresholds``), best of ``--repeats`` alternating runs when PaddleSlim's run is under
 2 s. PaddleSlim's HistObserver ``scales()`` raises on NumPy 2 (quirk 25): for it
 only the forward passes are timed. Prints seconds and the ratio PaddleSlim / adapter
-(> 1: the adapter is faster). Targets (DESIGN.md): >= 3x for MSE and EMD, no slower for the
-others.
+(> 1: the adapter is faster). Targets (docs/adapter.md, "Performance"): >= 3x for MSE and
+EMD, no slower for the others.
 
 On a CPU place the adapter computes its statistics with NumPy on the tensors' memory (CPU
 dispatch, docs/adapter.md); ``--device-ops`` forces its Paddle-op branch instead (the branch
@@ -72,6 +72,7 @@ def run(observers: list[str], n_batches: int = 4, device: str | None = None,
     from paddle.quantization import PTQ as PaddlePTQ
     from paddle.quantization import QuantConfig as PaddleConfig
     from paddleslim.quant import observers as slim
+
     from refquant.adapters.paddle import PTQ, QuantConfig
     from refquant.adapters.paddle import observers as ours
 

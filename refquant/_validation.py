@@ -1,8 +1,8 @@
 """Argument checks shared by every public function.
 
-Policy (DESIGN.md principle 6): bad input raises ``ValueError`` or ``TypeError`` whose
-message names the argument and the offending value; nothing the caller passed in is
-modified; nothing returns a wrong number silently.
+Policy (``docs/architecture.md``, "Principles", item 6): bad input raises ``ValueError`` or
+``TypeError`` whose message names the argument and the offending value; nothing the caller
+passed in is modified; nothing returns a wrong number silently.
 
 Two rules every helper applies: non-native (big-endian) arrays are converted to native byte
 order first, so they give the same bits as native ones; and a value is never narrowed to a

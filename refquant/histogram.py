@@ -2,14 +2,15 @@
 
 Two histograms live here:
 
-* :class:`ExactHistogram` -- the canonical, exactly mergeable histogram (DESIGN.md
-  principle 5). Bin width is a power of two and bin edges are integer multiples of the
-  width, so every bin index is computed exactly and growing the range only ever folds
-  whole bins. The counts are a pure function of the multiset of observed values: they do
-  not depend on batch order, batch split, or how shards are merged.
+* :class:`ExactHistogram` -- the canonical, exactly mergeable histogram
+  (``docs/architecture.md``, "Principles", item 5). Bin width is a power of two and bin
+  edges are integer multiples of the width, so every bin index is computed exactly and
+  growing the range only ever folds whole bins. The counts are a pure function of the
+  multiset of observed values: they do not depend on batch order, batch split, or how
+  shards are merged.
 * :class:`SlimHistogram` -- PaddleSlim 2.6.0's ``BaseHistObserver`` state machine
-  (``paddleslim/quant/observers/base_hist.py``), reproduced bug for bug for the
-  ``paddleslim`` profile (paddleslim-quirks.md items 21-24).
+  (PaddlePaddle/PaddleSlim ``paddleslim/quant/observers/base_hist.py``), reproduced bug for
+  bug for the ``paddleslim`` profile (``docs/divergences.md`` Q21-Q24).
 
 Grid of :class:`ExactHistogram`
 -------------------------------

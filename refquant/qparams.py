@@ -126,7 +126,7 @@ class QParams:
         between the best and second-best candidate (``inf`` where there is a single
         candidate, ``None`` where no search took place). Decisions whose margin is below
         the float32 summation error bound may legitimately differ between
-        implementations (DESIGN.md principle 3).
+        implementations (``docs/architecture.md``, "Principles", item 3).
     convention:
         ``"threshold"`` (Paddle's abs-max ``S``) or ``"step"`` (``s``).
 

@@ -1,9 +1,10 @@
 """refquant.kernels.nvidia: hand-worked cases and an independent float64 formulation.
 
 pytorch-quantization and Model Optimizer are not installed (and need CUDA for the kernel), so
-the expected values are worked by hand (kernel-semantics.md section 6 #4, #12) or computed with
-Python floats (float64) and one explicit rounding to float32 after each operation (exact for
-+, *, / since float64 has more than 2*24+2 bits), with Python's own round-half-even.
+the expected values are worked by hand (``docs/kernels/torch.md``, "Hand-worked cases" 3 and
+4) or computed with Python floats (float64) and one explicit rounding to float32 after each
+operation (exact for +, *, / since float64 has more than 2*24+2 bits), with Python's own
+round-half-even.
 """
 
 from __future__ import annotations

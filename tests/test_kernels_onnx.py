@@ -347,7 +347,7 @@ def _fp8_same(a_bits_or_f16, got_bits, qname):
 
 
 def test_hand_case_division_not_reciprocal():
-    """kernel-semantics.md section 6 #2: x / s = 127.49999 -> 127 (x * fl(1/s) = 127.5 -> 128)."""
+    """docs/kernels/onnx.md, hand-worked case 1: x / s = 127.49999 -> 127 (x * fl(1/s) -> 128)."""
     x = np.array([0.273939937], np.float32)
     s = np.array(0.00214854861, np.float32)
     assert float(x[0]) * (1.0 / float(np.float32(1.0) / s)) != float(x[0]) / float(s)
@@ -359,7 +359,7 @@ def test_hand_case_division_not_reciprocal():
 
 
 def test_hand_case_fp16_division():
-    """kernel-semantics.md section 6 #10: fp16 x=34.28125, s=0.53125.
+    """docs/kernels/onnx.md, hand-worked case 2: fp16 x=34.28125, s=0.53125.
 
     float32: 34.28125 / 0.53125 = 64.529..., rounds to 65 (ORT, refquant);
     float16: the quotient rounds to exactly 64.5, then ties-to-even gives 64 (onnx.reference).

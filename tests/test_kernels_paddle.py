@@ -1,8 +1,8 @@
 """Differential tests: refquant.kernels.paddle vs Paddle 3.3.1's real CPU kernels, bit for bit.
 
 Expected values come from the real ops (``paddle._C_ops`` / ``paddle._legacy_C_ops`` on CPU),
-run inside the test, and from hand-worked cases (docs: kernel-semantics section 6) asserted
-against both refquant and Paddle. Inputs are built to hit exact ``.5`` ties of
+run inside the test, and from hand-worked cases (``docs/kernels/paddle.md``, "Hand-worked
+cases") asserted against both refquant and Paddle. Inputs are built to hit exact ``.5`` ties of
 ``fl(c * x)`` and their float32 neighbours, both saturation edges, +-0.0, subnormals, huge
 finite values, NaN / +-inf, and scales at and around 1e-30.
 """
@@ -174,7 +174,8 @@ def test_inverse_hand_worked():
 
 
 def test_round_type_tie_hand_worked_s128():
-    # kernel-semantics 6.1: S=128, c = 127/128 exactly, fl(c * 2.519685) = 2.5
+    # docs/kernels/paddle.md, hand-worked case 1: S=128, c = 127/128 exactly,
+    # fl(c * 2.519685) = 2.5
     x = np.array([2.519685], F32)
     assert F32(F32(127 / 128) * x[0]) == F32(2.5)
     s = np.array([128.0], F32)
@@ -255,15 +256,16 @@ def test_abs_max_nan_position_hand_worked():
 
 
 def test_dequantize_order_hand_worked():
-    # 6.4: y = fl(fl(q * S) / qmax); the product -118 * fl(0.7) is exact in float64 and
-    # the float64 quotient rounds to the same float32 as a float32 division would.
+    # docs/kernels/paddle.md, hand-worked case 2: y = fl(fl(q * S) / qmax); the product
+    # -118 * fl(0.7) is exact in float64 and the float64 quotient rounds to the same float32
+    # as a float32 division would.
     s = F32(0.7)
     q = np.array([-118.0], F32)
     want = F32(float(F32(-118.0 * float(s))) / 127.0)
     got = pk.dequantize_linear(q, np.array([s], F32))
     assert got[0] == want
     assert_bits(got, pd_dequantize_linear(q, np.array([s], F32)))
-    # kernel-semantics 6.4: (q * S) / 127 differs from q / fl(127 / S) in 58 of 255 codes;
+    # hand-worked case 2: (q * S) / 127 differs from q / fl(127 / S) in 58 of 255 codes;
     # q * fl(S / 127) is another algebraically equal order that differs too
     codes = np.arange(-127, 128).astype(F32)
     got = pk.dequantize_linear(codes, np.array([s], F32))

@@ -1,7 +1,8 @@
 """Differential tests: refquant.kernels.torch against the real torch 2.13 CPU kernels, bit for bit.
 
 Expected values come from torch run in the test, from hand-worked cases
-(kernel-semantics.md section 6 #2 and #13) or from exact rational arithmetic (``Fraction``).
+(``docs/kernels/torch.md``, "Hand-worked cases" 1 and 2) or from exact rational arithmetic
+(``Fraction``).
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def test_fake_per_tensor_nan_inf_signed_zero_hand_worked():
 
 
 def test_zero_point_order_hand_worked_13():
-    # kernel-semantics #13: x*inv = 0.5 exactly, zp = 1.
+    # docs/kernels/torch.md, hand-worked case 2: x*inv = 0.5 exactly, zp = 1.
     s = 0.25
     x = np.array([0.125], np.float32)
     # integer zp (added after rounding): rne(0.5) = 0, q - zp = 0.

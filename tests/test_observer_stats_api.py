@@ -288,7 +288,7 @@ def test_search_paddleslim_observe_losses(xs, cls, bits):
 
 def test_slim_candidates_floor_and_order():
     # a zero maximum is floored to 1e-8 (PaddleSlim); 35 increasing candidates, the
-    # accumulated factors stay below 1 (no 1.0 candidate, item 16)
+    # accumulated factors stay below 1 (no 1.0 candidate, docs/divergences.md Q16)
     assert slim_candidates(0.0) == slim_candidates(1e-8)
     c = slim_candidates(2.0)
     assert len(c) == 35 and c == sorted(c) and 0 < c[0] and c[-1] < 2.0

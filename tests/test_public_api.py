@@ -1,4 +1,4 @@
-"""The public API that DESIGN.md promises other code (names and call signatures)."""
+"""The public API that refquant promises other code (names and call signatures)."""
 
 from __future__ import annotations
 
@@ -72,6 +72,7 @@ def test_onnx_kernel_signature():
 def test_adapter_names():
     pytest.importorskip("paddle")
     from paddle.quantization.factory import ObserverFactory
+
     from refquant.adapters.paddle import PTQ, QAT, QuantConfig, export_onnx  # noqa: F401
     from refquant.adapters.paddle import observers as aobs
     from refquant.adapters.paddle.quanters import (  # noqa: F401

@@ -10,7 +10,11 @@ matches:
   CUDA from source);
 * :mod:`refquant.kernels.nvidia`: pytorch-quantization / ModelOpt ``amax`` convention (from
   source);
-* :mod:`refquant.kernels.slim`: PaddleSlim's Python-side quant-dequant used in its searches.
+* :mod:`refquant.kernels.slim`: PaddleSlim's Python-side quant-dequant used in its searches;
+* :mod:`refquant.kernels.formats`, :mod:`refquant.kernels.mx`, :mod:`refquant.kernels.nvfp4`:
+  low-bit element casts and block-scaled formats (docs/lowbit.md);
+* :mod:`refquant.kernels.onnxruntime`: ONNX Runtime's CPU integer kernels (MLAS), per
+  instruction set (docs/deploy.md).
 
 One input rule holds for every family (each module docstring gives the details): an empty
 array gives an empty result from an elementwise function and a ``ValueError`` from a

@@ -62,8 +62,9 @@ def _fold(acc: np.ndarray, scalar_last: bool = False) -> np.generic:
     scalar arithmetic instead of an array ufunc loop. The value is the same; only the sign
     of a NaN produced from two NaNs of opposite sign can differ (NumPy's scalar and array
     loops pass the operands to the CPU in opposite order). Neither matches Paddle in that
-    case (Paddle's own NaN sign there depends on how its kernel was compiled); the flag keeps
-    :func:`eigen_mean` / :func:`eigen_sum` bit-identical to their previous behaviour.
+    case (Paddle's own NaN sign there depends on how its kernel was compiled).
+    :func:`eigen_mean` and :func:`eigen_sum` pass ``scalar_last=True``, so their NaN signs
+    stay fixed.
     """
     dt = acc.dtype
     a = acc

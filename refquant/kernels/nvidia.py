@@ -6,7 +6,8 @@ formulation (``tests/test_kernels_nvidia.py``). docs/kernels/torch.md has the va
 
 The convention is symmetric with a threshold ``amax`` and ``bound = 2^(num_bits-1+unsigned) - 1``;
 the kernels multiply by ``scale = bound / amax`` and **divide** by it to dequantize (ONNX and
-torch multiply by a step instead, which rounds differently: kernel-semantics.md section 6 #4).
+torch multiply by a step instead, which rounds differently: ``docs/kernels/torch.md``,
+"Hand-worked cases", case 3).
 
 Sources read:
 

@@ -1,8 +1,8 @@
 """PaddleSlim 2.6.0's Python-side quant-dequant and the reductions its searches use.
 
-PaddleSlim's MSE / EMD observers (``paddleslim/quant/observers/mse.py``, ``emd.py``) and the
-channel-wise MSE weight observer (``mse_weight.py``) evaluate every candidate scale with the
-expression::
+PaddleSlim's MSE / EMD observers (PaddlePaddle/PaddleSlim
+``paddleslim/quant/observers/mse.py``, ``emd.py``) and the channel-wise MSE weight observer
+(``mse_weight.py``) evaluate every candidate scale with the expression::
 
     quant_var = paddle.clip(paddle.round(inputs / scale * qmax), qmin, qmax)
     quant_dequant_var = quant_var / qmax * scale
@@ -10,12 +10,12 @@ expression::
 written with Paddle tensor operators. Evaluated by Paddle 3.3.1 this is, in the tensor's
 dtype ``T`` (float32 for activations; ``paddle.to_tensor`` keeps float64 as float64):
 
-1. a Python float ``scale`` is cast to ``T`` first (paddleslim-quirks.md item 2), a tensor
+1. a Python float ``scale`` is cast to ``T`` first (``docs/divergences.md`` Q2), a tensor
    ``scale`` is used as is (broadcast);
 2. ``t = fl_T(x / s)``, then ``t = fl_T(t * T(qmax)) + 0.0`` -- Paddle evaluates
    ``tensor * python_scalar`` with its ``scale`` kernel, ``x * s + bias`` with ``bias = 0.0``,
    which turns ``-0.0`` into ``+0.0`` (division by a scalar keeps the sign);
-3. ``paddle.round`` rounds half to even (item 3);
+3. ``paddle.round`` rounds half to even (``docs/divergences.md`` Q3);
 4. clip to ``[qmin, qmax]`` (``qmin = -qmax - 1`` in both files); NaN passes through;
 5. ``fl_T(fl_T(q / T(qmax)) * s)``, ``+ 0.0`` again when ``s`` is a Python float (an
    elementwise tensor product keeps ``-0.0``).
@@ -72,7 +72,7 @@ def search_factors(start: float = 0.3, stop: float = 1.0, step: float = 0.02) ->
 
     ``s`` is accumulated in float64, so from the fourth value on it drifts above the
     decimal grid and the value after 0.98... is 1.0000000000000004 > 1.0: the loop visits
-    35 factors and never 1.0 (paddleslim-quirks.md items 1 and 16).
+    35 factors and never 1.0 (``docs/divergences.md`` Q1 and Q16).
 
     ``start``, ``stop`` and ``step`` must be finite real numbers, ``step > 0`` (the loop
     would never end otherwise) and the loop may visit at most ``10**6`` factors.
@@ -109,7 +109,7 @@ def quant_dequant(
 
     Evaluated in ``x.dtype`` (``T``) in Paddle's operation order::
 
-        s = T(scale)                      # Python float cast first (item 2)
+        s = T(scale)                      # Python float cast first (Q2)
         t = fl_T(fl_T(x / s) * T(qmax)) + 0   # scale kernel: -0.0 -> +0.0
         q = clip(round_half_even(t), qmin, qmax)      # qmin defaults to -qmax - 1
         y = fl_T(fl_T(q / T(qmax)) * s)   # (+ 0 when scale is a Python float)
@@ -148,7 +148,7 @@ def quant_dequant(
         np.divide(arr, s, out=out)
         np.multiply(out, qm, out=out)
         np.add(out, zero, out=out)  # Paddle's scalar multiply is scale(x, s, bias=0.0)
-        np.rint(out, out=out)  # round_half_even (item 3)
+        np.rint(out, out=out)  # round_half_even (docs/divergences.md Q3)
         np.clip(out, lo, qmax, out=out)
         np.divide(out, qm, out=out)
         np.multiply(out, s, out=out)

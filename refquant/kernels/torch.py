@@ -30,7 +30,8 @@ Containers: quantized results are NumPy integer arrays holding torch's ``int_rep
 four codes per byte, lowest index in the low bits). NumPy has no bfloat16: pass float32 arrays
 holding bfloat16 values with ``bfloat16=True`` to the fake-quant functions.
 
-Input checks are stricter than torch's (DESIGN.md principle 6): ``scale`` must be finite and
+Input checks are stricter than torch's (``docs/architecture.md``, "Principles", item 6):
+``scale`` must be finite and
 > 0 before and after its conversion to float32, ``quant_min < quant_max`` (torch accepts
 ``==``), and zero points must lie in the grid (torch does not check float zero points).
 
