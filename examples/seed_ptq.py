@@ -1,6 +1,6 @@
-"""The PaddleSlim PTQ guide's example (seed document), on refquant's Paddle adapter.
+"""The PaddleSlim PTQ guide's example (PaddlePaddle/PaddleSlim's dygraph PTQ tutorial), on refquant's Paddle adapter.
 
-Differences from the seed's code:
+Differences from the guide's code:
 
 * imports: ``refquant.adapters.paddle`` instead of ``paddle.quantization`` and
   ``paddleslim.quant.observers`` (same names, same calls);
@@ -8,10 +8,10 @@ Differences from the seed's code:
   a custom ``[in, out]`` layer, :class:`ColumnParallelLinearStandIn`, stands in for them and is
   mapped with ``add_qat_layer_mapping`` to the adapter's ``QuantedLinear`` (the channel axis
   of its weight, 1, is inferred from the ``[in, out]`` layout);
-* the seed passes undefined ``activation``/``weight`` names to ``add_type_config``; here they
+* the guide passes undefined ``activation``/``weight`` names to ``add_type_config``; here they
   are the MSE observers it creates;
 * calibration uses random data (``paddle.vision.models.mobilenet_v1`` with random weights);
-* the seed quantizes a model left in training mode with ``inplace=True``, which Paddle's PTQ
+* the guide quantizes a model left in training mode with ``inplace=True``, which Paddle's PTQ
   rejects (``AssertionError``, quirk 57); the adapter puts the model in evaluation mode.
 
 Run: ``python examples/seed_ptq.py`` (about a minute on 2 CPU cores at full size;
@@ -27,7 +27,7 @@ import paddle
 from paddle.vision.models import mobilenet_v1
 from refquant.adapters.paddle import PTQ, QuantConfig
 from refquant.adapters.paddle.layers import QuantedLinear
-from refquant.adapters.paddle.observers import (  # noqa: F401  (the seed's import list)
+from refquant.adapters.paddle.observers import (  # noqa: F401  (the guide's import list)
     AbsMaxChannelWiseWeightObserver,
     AVGObserver,
     EMDObserver,

@@ -135,7 +135,7 @@ QUIRKS = [
                      [0, 2, 2, 4, 0, -2, -2]),
        lambda: _qdq_real(A([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5], F32), 4.0, 4)),
     _q("Q4", "paddle.mean's float32 order: 8 sequential lanes, tail, halving fold "
-             "(reproduced by refquant, contrary to the doc's 'cannot be reproduced')",
+             "(deterministic, so refquant reproduces it)",
        "mean of squares of N(0,1), shape (64,1000), default_rng(0)", 0.9995943307876587,
        lambda: slim.paddle_mean(SQUARES),
        lambda: F32(math.fsum(SQUARES.astype(float).ravel()) / SQUARES.size),
@@ -257,7 +257,7 @@ QUIRKS = [
        lambda: _ours(MSEObserver, [A([1, np.nan], F32)], "canonical", ignore_nonfinite=True),
        lambda: _same(_ours(MSEObserver, [A([1, np.nan], F32)], ignore_nonfinite=True), 0.0),
        lambda: _real("MSE", [A([1, np.nan], F32)])),
-    _q("Q18a", "Float16 input fails on CPU: Paddle has no float16 abs kernel (new; AbsMax "
+    _q("Q18a", "Float16 input fails on CPU: Paddle has no float16 abs kernel (AbsMax "
                "alone casts to float32 first)", "MSEObserver on fp16 [1, -2]",
        "raises RuntimeError",
        lambda: _ours(MSEObserver, [A([1, -2], np.float16)]),
@@ -302,8 +302,8 @@ QUIRKS = [
        lambda: _ours(AbsMaxChannelWiseWeightObserver, [W, 10 * W], "canonical"),
        lambda: _same(_ours(AbsMaxChannelWiseWeightObserver, [W, 10 * W]), [2, 5, F32(1e-8)]),
        lambda: _real("AbsCW", [W, 10 * W])),
-    _q("Q33a", "Paddle's float == is tolerant: channels with abs-max < 1e-15 also get 1e-8 "
-               "(new, not in the doc)", "w = 1e-20 * ones((2, 3))", "[1e-08, 1e-08, 1e-08]",
+    _q("Q33a", "Paddle's float == is tolerant: channels with abs-max < 1e-15 also get 1e-8",
+       "w = 1e-20 * ones((2, 3))", "[1e-08, 1e-08, 1e-08]",
        lambda: _ours(AbsMaxChannelWiseWeightObserver, [np.full((2, 3), 1e-20, F32)]),
        lambda: _ours(AbsMaxChannelWiseWeightObserver, [np.full((2, 3), 1e-20, F32)],
                      "canonical"),
