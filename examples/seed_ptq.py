@@ -1,4 +1,4 @@
-"""The PaddleSlim PTQ guide's example (PaddlePaddle/PaddleSlim's dygraph PTQ tutorial), on refquant's Paddle adapter.
+"""The example of PaddleSlim's dygraph PTQ guide, on refquant's Paddle adapter.
 
 Differences from the guide's code:
 
@@ -25,6 +25,7 @@ import argparse
 import numpy as np
 import paddle
 from paddle.vision.models import mobilenet_v1
+
 from refquant.adapters.paddle import PTQ, QuantConfig
 from refquant.adapters.paddle.layers import QuantedLinear
 from refquant.adapters.paddle.observers import (  # noqa: F401  (the guide's import list)
