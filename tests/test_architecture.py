@@ -10,7 +10,7 @@
   inside functions (only ``if TYPE_CHECKING:`` blocks are left out); an f-string module
   name (``f"{__name__}.{mod}"``) stands for every module it can match; importing ``a.b.c``
   from outside package ``a.b`` also runs ``a/b/__init__.py``, so it is an edge to ``a.b``
-  too. The two function-level imports of :data:`DEFERRED_IMPORTS` are the only exception.
+  too. :data:`DEFERRED_IMPORTS` would list deliberate exceptions; there are none.
 * The leaves (kernels, qparams, histogram, profiles, _validation, _numerics and the other
   private leaf modules) import only leaves; observers and quanters import no conformance,
   testing, plotting, demo, adapters or cli.
@@ -45,14 +45,7 @@ _IMPORT_FUNCTIONS = {"import_module", "__import__"}
 #: not split yet, with why each exists. The cycle test leaves exactly these edges out; it
 #: fails if one of them moves to module level or no longer exists (so the list only
 #: shrinks), and on every other cycle.
-DEFERRED_IMPORTS = {
-    ("refquant.conformance.format", "refquant.conformance.schema"):
-        "load_suite / manifest_bytes validate a manifest against the schema, which needs the "
-        "registered operations (registry, cases) and the target names, which need format",
-    ("refquant.conformance.registry", "refquant.conformance.cases"):
-        "iter_families / run_reference import the case families, which register themselves "
-        "in the registry on import",
-}
+DEFERRED_IMPORTS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ The fixture format is specified in ``refquant/_fixtures/SPEC.md`` (shipped as pa
     from refquant.conformance import load_suite, default_fixture_dir, get_target, run_suite
     report = run_suite(load_suite(default_fixture_dir()), get_target("onnxruntime"))
 
-Nothing here imports a framework; each target imports its own only when it runs.
+Nothing here imports a framework; each target imports its own only when it runs. Importing
+the package registers every case family (``cases``) and installs the manifest schema check
+(``schema``) that the reader and writer run.
 """
 
+from . import schema as _schema  # noqa: F401  (registers the families, installs the check)
 from .compare import compare_outputs, first_mismatch
 from .export import check_results, export
 from .format import FORMAT_VERSION, Case, FixtureError, Suite, load_suite, write_suite

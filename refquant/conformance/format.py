@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,12 +216,29 @@ def seal_manifest(manifest: dict[str, Any]) -> bytes:
     return text.replace(_PLACEHOLDER.encode("ascii"), sha256_bytes(text).encode("ascii"))
 
 
+#: the manifest schema check; refquant.conformance.schema installs it when the package is
+#: imported (the schema needs the registered operations, which need this module)
+_SCHEMA_CHECK: Callable[[Any, str], None] | None = None
+
+
+def set_schema_check(check: Callable[[Any, str], None]) -> None:
+    """Install the manifest schema check that :func:`load_suite` and :func:`manifest_bytes`
+    run (done once by :mod:`refquant.conformance.schema`)."""
+    global _SCHEMA_CHECK
+    _SCHEMA_CHECK = check
+
+
+def _validate_manifest(manifest: Any, where: str = "manifest.json") -> None:
+    if _SCHEMA_CHECK is None:  # only if this module is loaded without its package
+        raise RuntimeError("no manifest schema installed: import refquant.conformance")
+    _SCHEMA_CHECK(manifest, where)
+
+
 def manifest_bytes(cases: Iterable[Case], generator: str) -> tuple[bytes, dict[str, bytes]]:
     """Serialise ``cases``: returns the manifest bytes and ``{relative path: file bytes}``.
 
     The manifest passes the reader's schema check before it is returned (a case the reader
     would refuse raises :class:`FixtureError` here, before anything is written)."""
-    from .schema import validate_manifest
 
     files: dict[str, bytes] = {}
     seen: set[str] = set()
@@ -239,7 +256,7 @@ def manifest_bytes(cases: Iterable[Case], generator: str) -> tuple[bytes, dict[s
         "cases": entries,
     }
     data = seal_manifest(manifest)
-    validate_manifest(_parse(data, "the manifest being written"), "the manifest being written")
+    _validate_manifest(_parse(data, "the manifest being written"), "the manifest being written")
     return data, files
 
 
@@ -377,7 +394,6 @@ def load_suite(root: str | os.PathLike[str]) -> Suite:
     file's SHA-256, dtype and shape. Raises :class:`FixtureError` naming the file, case and
     key at the first failure; nothing is returned from a manifest that fails any check.
     """
-    from .schema import validate_manifest
 
     base = Path(root)
     mpath = base / "manifest.json"
@@ -398,7 +414,7 @@ def load_suite(root: str | os.PathLike[str]) -> Suite:
              f"{mpath}: checksum mismatch: {CHECKSUM_KEY} says {manifest[CHECKSUM_KEY]}, the "
              f"file hashes to {digest} (edited or corrupt manifest; regenerate with "
              f"`refquant conformance generate`)")
-    validate_manifest(manifest, str(mpath))
+    _validate_manifest(manifest, str(mpath))
     cases: list[Case] = []
     for c in manifest["cases"]:
         cid = c["id"]

@@ -108,8 +108,6 @@ def _importable(mod: str) -> bool:
 
 def iter_families() -> Iterator[tuple[Family, bool]]:
     """Every registered family (sorted by name) and whether its requirements import."""
-    from . import cases  # noqa: F401  (registers the families)
-
     for name in sorted(FAMILIES):
         fam = FAMILIES[name]
         yield fam, all(_importable(m) for m in fam.requires)
@@ -128,8 +126,6 @@ def _margin(m: Any) -> float | list[float | None] | None:
 def run_reference(op: str, inputs: dict[str, np.ndarray], params: dict[str, Any]
                   ) -> tuple[dict[str, np.ndarray], Any]:
     """Run the reference of ``op``; returns ``({output: array}, margin or None)``."""
-    from . import cases  # noqa: F401
-
     spec = OPS.get(op)
     if spec is None:
         raise KeyError(f"unknown operation {op!r}")

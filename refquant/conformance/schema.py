@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from . import cases  # noqa: F401  (registers every operation the schema accepts)
 from .format import (
     ALLOWED_DTYPES,
     COMPARE_RULES,
@@ -25,7 +26,10 @@ from .format import (
     ID_RE,
     NAME_RE,
     FixtureError,
+    set_schema_check,
 )
+from .registry import OPS
+from .targets import TARGET_NAMES
 
 __all__ = ["KINDS", "PROFILES", "validate_manifest"]
 
@@ -188,10 +192,6 @@ def _validate_case(i: int, case: Any, ops: Mapping[str, Any], targets: tuple[str
 def validate_manifest(manifest: Any, where: str = "manifest.json") -> None:
     """Check every key of a parsed manifest; raise :class:`FixtureError` at the first
     violation (``where`` names the file in the message)."""
-    from . import cases  # noqa: F401  (registers every operation)
-    from .registry import OPS
-    from .targets import TARGET_NAMES
-
     _keys(manifest, TOP_KEYS, frozenset(), where)
     if manifest["format"] != FORMAT_NAME:
         _fail(f"{where}: 'format' must be {FORMAT_NAME!r}, got {manifest['format']!r}")
@@ -219,3 +219,6 @@ def validate_manifest(manifest: Any, where: str = "manifest.json") -> None:
     num = manifest["num_cases"]
     if not _is_int(num) or num != len(cases_):
         _fail(f"{where}: num_cases says {num!r}, the manifest lists {len(cases_)}")
+
+
+set_schema_check(validate_manifest)
