@@ -168,9 +168,9 @@ def _unpack_fp4(p: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def _torchao_mx(x: np.ndarray, elem: str, bs: int, mode: str
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mt, cfg, _ = _torchao()  # skips when torch or torchao is missing
     import torch
 
-    mt, cfg, _ = _torchao()
     td = _elem_dtype(elem)
     s, d = mt.to_mx(torch.from_numpy(x.copy()), td, bs, cfg.ScaleCalculationMode(mode))
     s8 = s.view(torch.uint8).numpy()
@@ -254,9 +254,8 @@ def test_chunked_processing_matches_torchao():
 
 def _torchao_nvfp4(x: np.ndarray, t: np.float32 | None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    import torch
-
     _, _, nv = _torchao()
+    import torch
     pts = None if t is None else torch.tensor(t, dtype=torch.float32)
     q = nv.NVFP4Tensor.to_nvfp4(torch.from_numpy(x.copy()), per_tensor_scale=pts)
     s = q.scale.view(torch.uint8).numpy()
@@ -278,9 +277,8 @@ def test_nvfp4_matches_torchao(data):
 
 
 def test_nvfp4_adversarial_blocks_match_torchao():
-    import torch
-
     _, _, nv = _torchao()
+    import torch
     x = nvfp4_blocks()
     amax = np.float32(np.nanmax(np.abs(x[np.isfinite(x)])))
     t_ao = nv.per_tensor_amax_to_scale(torch.tensor(amax)).item()
