@@ -15,6 +15,10 @@ Profiles that exist today:
     independent of batch order, and ``merge`` of shards equals one observer fed all the data.
 ``"paddleslim"`` (:data:`PADDLESLIM`)
     Bug for bug PaddleSlim 2.6.0 on Paddle 3.3.1 (docs/divergences.md lists every quirk).
+``"torch"`` (:data:`TORCH`)
+    Bug for bug torch 2.13's ``torch.ao.quantization`` observers on CPU
+    (``refquant.observers.torch``). Fields that concern only PaddleSlim's quanters or
+    Paddle's front end hold the value that describes torch (no such check, no such quirk).
 
 Adding a framework (docs/architecture.md has the whole recipe): build its rules here with
 :func:`register_profile`, then write the family's variant subclasses in new modules with
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 __all__ = [
-    "ProfileRules", "ProfileVariants", "CANONICAL", "PADDLESLIM", "PROFILES", "Profile",
+    "ProfileRules", "ProfileVariants", "CANONICAL", "PADDLESLIM", "TORCH", "PROFILES", "Profile",
     "get_profile", "register_profile",
 ]
 
@@ -169,6 +173,27 @@ PADDLESLIM = ProfileRules(
     lsq_axis_from_quant_linear=True,
 )
 
+TORCH = ProfileRules(
+    name="torch",
+    reproduces="torch 2.13 torch.ao.quantization (CPU)",
+    # running min/max is order independent, the moving averages are not; torch has no merge
+    exact_merge=False,
+    per_tensor_scale_shape=(1,),  # calculate_qparams() returns tensors of shape [1]
+    moving_average_init=0.0,  # the first batch sets the range (as the bias-corrected average)
+    drops_nonfinite=False,  # torch's aminmax propagates NaN
+    channel_axes=None,  # ch_axis may be any axis of the input
+    histogram_bins_cover_levels=False,  # HistogramObserver(bins=...) is not checked
+    flush_subnormal_scales=False,
+    updates_state_in_eval=True,  # forward() updates the statistics in eval() mode too
+    honours_zero_point=True,
+    requires_positive_init=False,  # no PACT in torch.ao; nothing is checked
+    paddle_api_quirks=False,  # not a Paddle front end
+    requires_observed_scale=False,  # unobserved: scale [1.0], zero point [0] and a warning
+    symmetric_zero_points_none=False,  # symmetric schemes return a zero-point tensor
+    channel_min_ndim=1,  # PerChannelMinMaxObserver takes 1-D input
+    lsq_axis_from_quant_linear=False,  # no LSQ+ in torch.ao
+)
+
 _REGISTRY: dict[str, ProfileRules] = {}
 
 
@@ -185,6 +210,7 @@ def register_profile(rules: ProfileRules) -> ProfileRules:
 
 register_profile(CANONICAL)
 register_profile(PADDLESLIM)
+register_profile(TORCH)
 
 #: names of the registered profiles, in registration order
 PROFILES: tuple[str, ...] = tuple(_REGISTRY)
@@ -229,6 +255,9 @@ class ProfileVariants:
     _variants: ClassVar[dict[str, type]]
     #: the rules a variant class was registered for (``None`` on the public class)
     variant_rules: ClassVar[ProfileRules | None] = None
+    #: the profile names a family accepts (``None``: every registered profile that has a
+    #: variant, or every registered profile for a family without variants)
+    supported_profiles: ClassVar[tuple[str, ...] | None] = None
     #: the public class a variant belongs to
     family: ClassVar[type[ProfileVariants]]
 
@@ -254,6 +283,10 @@ class ProfileVariants:
             return super().__new__(cls)
         rules = get_profile(kwargs.get("profile", "canonical"))
         variants = cls.family._variants
+        allowed = cls.supported_profiles
+        if allowed is not None and rules.name not in allowed:
+            raise ValueError(f"{cls.__name__} supports profile {' / '.join(allowed)}, got "
+                             f"profile={rules.name!r}")
         if not variants:  # a family that only reads rules: one class for every profile
             obj = super().__new__(cls)
             obj.__dict__["_rules"] = rules

@@ -115,3 +115,17 @@ def test_a_family_without_variants_keeps_the_rules_it_was_built_with():
     assert (a.init, b.init) == (0.0, 1.0)  # Paddle's layer starts state/accum at 1.0
     for dup in (copy.copy(b), copy.deepcopy(b), pickle.loads(pickle.dumps(b))):
         assert dup.rules is PADDLESLIM and dup.profile == "paddleslim"
+
+
+def test_families_refuse_profiles_they_do_not_support():
+    """A registered profile of another framework (torch) is refused by the PaddleSlim
+    families by name, whether they have variants (MSEObserver) or only read rules
+    (FakeQuanterWithAbsMaxObserver)."""
+    from refquant.observers import MSEObserver
+    from refquant.quanters import FakeQuanterWithAbsMaxObserver
+
+    assert "torch" in get_profile("torch").name
+    for cls in (MSEObserver, FakeQuanterWithAbsMaxObserver):
+        with pytest.raises(ValueError, match="profile='torch'"):
+            cls(profile="torch")
+        assert cls(profile="paddleslim").profile == "paddleslim"

@@ -60,11 +60,20 @@ def test_pact_refuses_an_inner_quanter_of_another_profile():
         PACTQuanter(inner, profile="paddleslim")
 
 
-def test_a_new_profile_runs_the_rules_families_and_is_refused_by_the_variant_ones():
-    """A profile that is canonical except for Paddle's initial moving-average state."""
+def test_a_new_profile_runs_the_rules_families_and_is_refused_by_the_variant_ones(
+        monkeypatch):
+    """A profile that is canonical except for Paddle's initial moving-average state. A
+    rules-only family runs it once the family lists it in ``supported_profiles`` (and
+    refuses it before that: a profile registered for another framework must not silently
+    drive PaddleSlim's quanters)."""
     rules = register_profile(dataclasses.replace(
         CANONICAL, name="test-quanters-paddle-init", reproduces="nothing",
         moving_average_init=1.0))
+    with pytest.raises(ValueError, match="test-quanters-paddle-init"):
+        FakeQuanterWithAbsMaxObserver(0.9, profile=rules)
+    supported = FakeQuanterWithAbsMaxObserver.supported_profiles or ()
+    monkeypatch.setattr(FakeQuanterWithAbsMaxObserver, "supported_profiles",
+                        (*supported, rules.name))
     q = FakeQuanterWithAbsMaxObserver(0.9, profile=rules)
     q.forward(np.array([0.5, -2.0], F32))
     # by hand: state = 0.9 * 1 + 1, accum = 0.9 * 1 + max|x|, S = accum / state (float32)

@@ -14,7 +14,9 @@ matches:
 * :mod:`refquant.kernels.formats`, :mod:`refquant.kernels.mx`, :mod:`refquant.kernels.nvfp4`:
   low-bit element casts and block-scaled formats (docs/lowbit.md);
 * :mod:`refquant.kernels.onnxruntime`: ONNX Runtime's CPU integer kernels (MLAS), per
-  instruction set (docs/deploy.md).
+  instruction set (docs/deploy.md);
+* :mod:`refquant.kernels.tflite`, :mod:`refquant.kernels.tosa`: TFLite's integer
+  requantization (double / single rounding) and TOSA RESCALE (docs/deploy.md).
 
 One input rule holds for every family (each module docstring gives the details): an empty
 array gives an empty result from an elementwise function and a ``ValueError`` from a

@@ -55,8 +55,12 @@ from .._validation import (
     check_float32_range,
     check_int,
 )
-from ..profiles import PROFILES, Profile, ProfileRules, ProfileVariants, get_profile
+from ..profiles import CANONICAL, PADDLESLIM, Profile, ProfileRules, ProfileVariants, get_profile
 from ..qparams import QParams
+
+#: the profiles of the PaddleSlim observer and quanter families (refquant.profiles.PROFILES
+#: lists every registered profile, other frameworks' included)
+PROFILES: tuple[str, ...] = (CANONICAL.name, PADDLESLIM.name)
 
 __all__ = ["ObserverBase", "Profile", "PROFILES"]
 
@@ -92,6 +96,8 @@ class ObserverBase(ProfileVariants, abc.ABC):
     observer (the statistics are copied, as by ``copy.deepcopy``), and ``a.merge(a)``
     merges an identical copy (the data counted twice).
     """
+
+    supported_profiles = PROFILES
 
     #: minimum rank ``observe`` accepts (channel-wise observers raise it)
     min_ndim: int = 0

@@ -42,8 +42,12 @@ from ..kernels._paddle_reduce import (
 )
 from ..kernels.paddle import _moving_average_update, abs_max, dequantize, quantize_rt1
 from ..kernels.paddle import flush_denormals as flush_denormals
-from ..profiles import PROFILES, Profile, ProfileRules, ProfileVariants, get_profile
+from ..profiles import CANONICAL, PADDLESLIM, Profile, ProfileRules, ProfileVariants, get_profile
 from ._eigen_pow import eigen_square
+
+#: the profiles of the PaddleSlim observer and quanter families (refquant.profiles.PROFILES
+#: lists every registered profile, other frameworks' included)
+PROFILES: tuple[str, ...] = (CANONICAL.name, PADDLESLIM.name)
 
 __all__ = [
     "Profile",
@@ -186,6 +190,8 @@ class QuanterBase(ProfileVariants):
     becoming ``inf``; ``load_state`` refuses wrongly shaped or typed entries and NaN /
     negative scales. ``copy.copy`` gives an independent quanter (as ``copy.deepcopy``).
     """
+
+    supported_profiles = PROFILES
 
     def __init__(self, profile: Profile | ProfileRules = "canonical") -> None:
         if get_profile(profile) is not self.rules:  # a variant class built directly
