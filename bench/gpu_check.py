@@ -70,9 +70,10 @@ def _capture(model: Net, batches: list) -> dict[str, list[np.ndarray]]:
 
 
 def check_observers(batches: list) -> list[tuple[str, bool, str]]:
-    from refquant import observers as _  # noqa: F401
     from refquant.adapters.paddle import PTQ, QuantConfig
     from refquant.adapters.paddle import observers as A
+
+    from refquant import observers as _  # noqa: F401
     from refquant.observers.absmax import AbsmaxObserver
     from refquant.observers.avg import AVGObserver
     from refquant.observers.channel_wise import (
@@ -126,6 +127,7 @@ def check_observers(batches: list) -> list[tuple[str, bool, str]]:
 def check_convert(batches: list) -> list[tuple[str, bool, str]]:
     from refquant.adapters.paddle import PTQ, QuantConfig
     from refquant.adapters.paddle import observers as A
+
     from refquant.kernels import paddle as pk
 
     F = paddle.nn.functional

@@ -72,7 +72,6 @@ def run(observers: list[str], n_batches: int = 4, device: str | None = None,
     from paddle.quantization import PTQ as PaddlePTQ
     from paddle.quantization import QuantConfig as PaddleConfig
     from paddleslim.quant import observers as slim
-
     from refquant.adapters.paddle import PTQ, QuantConfig
     from refquant.adapters.paddle import observers as ours
 

@@ -26,7 +26,6 @@ import numpy as np
 import paddle
 import paddle.distributed as dist
 from paddle.distributed import fleet
-
 from refquant.adapters.paddle import PTQ, QuantConfig
 from refquant.adapters.paddle.distributed import sync_observers
 from refquant.adapters.paddle.observers import (

@@ -25,7 +25,6 @@ import argparse
 import numpy as np
 import paddle
 from paddle.vision.models import mobilenet_v1
-
 from refquant.adapters.paddle import PTQ, QuantConfig
 from refquant.adapters.paddle.layers import QuantedLinear
 from refquant.adapters.paddle.observers import (  # noqa: F401  (the guide's import list)

@@ -12,7 +12,7 @@ installed) and writes ``report.json``, ``report.md`` and a plot:
 3. a histogram plot with each observer's threshold.
 
 The ``refquant demo`` command (``refquant/cli.py``) composes this walkthrough with the Paddle
-adapter's end-to-end PTQ demo (``refquant/adapters/paddle/demo.py``) and derives its exit
+adapter's end-to-end PTQ demo (``adapters/paddle/demo.py``) and derives its exit
 code from the counts both return. The pieces both demos use live here: :data:`SEED`,
 :data:`PROFILES`, :data:`ACTIVATION_OBSERVERS`, :func:`progress`, :func:`markdown_table` and
 :func:`write_report`.

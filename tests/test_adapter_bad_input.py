@@ -19,7 +19,6 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from paddle.quantization import PTQ as PaddlePTQ  # noqa: E402
 from paddle.quantization import QuantConfig as PaddleQuantConfig  # noqa: E402
-
 from refquant.adapters.paddle import (  # noqa: E402
     PTQ,
     QAT,

@@ -11,6 +11,7 @@ F = paddle.nn.functional
 from refquant.adapters.paddle import PTQ, NotCalibratedError, QuantConfig  # noqa: E402
 from refquant.adapters.paddle import observers as A  # noqa: E402
 from refquant.adapters.paddle.layers import QuantDequant, QuantedLinear  # noqa: E402
+
 from refquant.kernels import paddle as pk  # noqa: E402
 
 

@@ -23,9 +23,9 @@ paddle = pytest.importorskip("paddle")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
-
 from refquant.adapters.paddle import _device as dev  # noqa: E402
 from refquant.adapters.paddle import observers as A  # noqa: E402
+
 from refquant.histogram import ExactHistogram  # noqa: E402
 
 PROFILES = ("canonical", "paddleslim")

@@ -10,10 +10,10 @@ import pytest
 
 paddle = pytest.importorskip("paddle")
 from paddle.vision.models import mobilenet_v1  # noqa: E402
-
 from refquant.adapters.paddle import PTQ, QuantConfig  # noqa: E402
 from refquant.adapters.paddle import observers as A  # noqa: E402
 from refquant.adapters.paddle.layers import QuantDequant, QuantedConv2D, QuantedLinear  # noqa: E402
+
 from refquant.observers.channel_wise import AbsMaxChannelWiseWeightObserver  # noqa: E402
 from refquant.observers.kl import KLObserver  # noqa: E402
 

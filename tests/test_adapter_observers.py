@@ -15,10 +15,11 @@ import pytest
 
 paddle = pytest.importorskip("paddle")
 
-from refquant import observers as _ref_pkg  # noqa: E402,F401
 from refquant.adapters.paddle import PTQ, NotCalibratedError, QuantConfig  # noqa: E402
 from refquant.adapters.paddle import observers as A  # noqa: E402
 from refquant.adapters.paddle.layers import weight_axis  # noqa: E402
+
+from refquant import observers as _ref_pkg  # noqa: E402,F401
 from refquant.observers.absmax import AbsmaxObserver  # noqa: E402
 from refquant.observers.avg import AVGObserver  # noqa: E402
 from refquant.observers.channel_wise import (  # noqa: E402
@@ -184,6 +185,7 @@ def test_groupwise_weight_observer_matches_reference(profile):
 
 def test_device_histogram_equals_reference_histogram_any_order():
     from refquant.adapters.paddle import _device as dev
+
     from refquant.histogram import ExactHistogram
 
     rng = np.random.default_rng(9)
@@ -201,6 +203,7 @@ def test_device_histogram_equals_reference_histogram_any_order():
 
 def test_tiny_and_huge_ranges_histogram():
     from refquant.adapters.paddle import _device as dev
+
     from refquant.histogram import ExactHistogram
 
     for arr in (np.array([1e-44, -3e-45, 2e-42], np.float32),

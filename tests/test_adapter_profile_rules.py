@@ -18,6 +18,7 @@ from refquant.adapters.paddle import PTQ, QAT, QuantConfig  # noqa: E402
 from refquant.adapters.paddle import _device as dev  # noqa: E402
 from refquant.adapters.paddle import observers as A  # noqa: E402
 from refquant.adapters.paddle.layers import QuantedLinear, check_signature  # noqa: E402
+
 from refquant.profiles import CANONICAL, PADDLESLIM, ProfileVariants  # noqa: E402
 
 #: canonical rules under another name, once with Paddle's front end

@@ -7,10 +7,11 @@ import pytest
 
 paddle = pytest.importorskip("paddle")
 
-from refquant import quanters as R  # noqa: E402
 from refquant.adapters.paddle import PTQ, QAT, QuantConfig  # noqa: E402
 from refquant.adapters.paddle import quanters as Q  # noqa: E402
 from refquant.adapters.paddle.layers import QuantDequant  # noqa: E402
+
+from refquant import quanters as R  # noqa: E402
 from refquant.kernels import paddle as pk  # noqa: E402
 
 PROFILES = ("canonical", "paddleslim")

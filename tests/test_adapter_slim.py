@@ -18,7 +18,6 @@ slim_obs = pytest.importorskip("paddleslim.quant.observers")
 
 from paddle.quantization import PTQ as PaddlePTQ  # noqa: E402
 from paddle.quantization import QuantConfig as PaddleConfig  # noqa: E402
-
 from refquant.adapters.paddle import PTQ, QuantConfig  # noqa: E402
 from refquant.adapters.paddle import observers as A  # noqa: E402
 

@@ -14,6 +14,7 @@ from refquant.adapters.paddle.observers import (  # noqa: E402
     AbsMaxChannelWiseWeightObserver,
     KLObserver,
 )
+
 from refquant.observers import KLObserver as RefKL  # noqa: E402
 
 

@@ -1,8 +1,9 @@
 """The layering of docs/architecture.md, checked on the source with ``ast``.
 
-* The core (every module of ``refquant/`` except ``refquant/adapters/**`` and
-  ``refquant/cli.py``) never imports ``refquant.adapters`` or ``refquant.cli``: module-level
-  and function-level imports, relative imports resolved (``from ..adapters import x``), and
+* The core (every module of ``refquant/`` except ``refquant/cli.py``; the adapter's
+  source is the top-level ``adapters/``) never imports ``refquant.adapters`` or
+  ``refquant.cli``: module-level and function-level imports, relative imports resolved
+  (``from ..adapters import x``), and
   module names given as string literals (or f-strings) to ``importlib.import_module`` /
   ``__import__``.
   Imports under ``if TYPE_CHECKING:`` count here too: the core does not even name them.
@@ -69,13 +70,18 @@ def _within(name: str, prefixes: Iterable[str]) -> bool:
 
 
 def find_modules(root: Path, package: str = PACKAGE) -> dict[str, Path]:
-    """Module name -> file, for every ``.py`` under ``root/package``."""
+    """Module name -> file, for every ``.py`` under ``root/package``, plus the adapters kept
+    in ``root/adapters/`` (importable as ``refquant.adapters.<name>``)."""
+    trees = [(root / package, [package])]
+    if package == PACKAGE and (root / "adapters").is_dir():
+        trees.append((root / "adapters", [PACKAGE, "adapters"]))
     modules = {}
-    for path in sorted((root / package).rglob("*.py")):
-        parts = list(path.relative_to(root).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        modules[".".join(parts)] = path
+    for base, prefix in trees:
+        for path in sorted(base.rglob("*.py")):
+            parts = prefix + list(path.relative_to(base).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
     return modules
 
 

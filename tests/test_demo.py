@@ -39,6 +39,7 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 from refquant.adapters.paddle import demo  # noqa: E402
+
 from refquant.kernels import onnx as ok  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -35,14 +35,14 @@ HERE = Path(__file__).resolve().parent
 DIST = HERE / "dist"
 sys.path.insert(0, str(DIST))
 import common  # noqa: E402
-
-from refquant import observers as ref_obs  # noqa: E402
 from refquant.adapters.paddle import observers as O  # noqa: E402
 from refquant.adapters.paddle.distributed import (  # noqa: E402
     SyncError,
     observer_entries,
     sync_observers,
 )
+
+from refquant import observers as ref_obs  # noqa: E402
 
 # Guards that end a hung subprocess; no test measures or asserts how long anything took.
 LAUNCH_TIMEOUT = 600
@@ -328,7 +328,6 @@ def test_argument_errors() -> None:
 
 def test_foreign_observers_are_refused() -> None:
     from paddle.quantization.observers import AbsmaxObserver as PaddleAbsmax
-
     from refquant.adapters.paddle import PTQ, QuantConfig
 
     cfg = QuantConfig(activation=PaddleAbsmax(), weight=None)

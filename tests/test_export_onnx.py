@@ -17,11 +17,11 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("paddle2onnx")
 
-from onnx import numpy_helper  # noqa: E402
-
 import refquant.adapters.paddle as adapter  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
 from refquant.adapters.paddle import export  # noqa: E402
 from refquant.adapters.paddle import observers as obs  # noqa: E402
+
 from refquant.kernels import onnx as ok  # noqa: E402
 
 SPEC = [paddle.static.InputSpec([None, 1, 8, 8], "float32", "image")]

@@ -7,7 +7,7 @@ Python integers and Fractions on the grid's definition, PaddleSlim's histogram w
 ``np.histogram``); the PaddleSlim search losses come from
 :func:`refquant.observers.search.slim_search_losses` (their bits against Paddle's are
 checked in ``test_observers_search.py``). Plus: the adapter holds no private attribute of a
-reference object (an AST scan of ``refquant/adapters/``).
+reference object (an AST scan of ``adapters/``).
 """
 
 from __future__ import annotations
@@ -514,7 +514,7 @@ def test_merge_uses_public_config():
 # ---------------------------------------------------------------------------------------
 # the adapter uses only the public API of reference objects
 # ---------------------------------------------------------------------------------------
-_ADAPTER = Path(__file__).resolve().parents[1] / "refquant" / "adapters" / "paddle"
+_ADAPTER = Path(__file__).resolve().parents[1] / "adapters" / "paddle"
 #: private attributes of Paddle's own objects the adapter reads (Paddle has no public
 #: accessor) whose names happen to equal a reference private name: file -> names
 _PADDLE_PRIVATE = {
@@ -543,7 +543,7 @@ def test_adapter_reads_no_private_attribute_of_reference_objects():
     """No ``obj._name`` in adapters/paddle where ``_name`` is private to a reference
     observer, a histogram or QParams (any module), or to the adapter's observer layers
     and QuantDequant (outside their own module). ``self.``/``cls.`` are the object's own."""
-    root = _ADAPTER.parents[1]
+    root = _ADAPTER.parents[1] / "refquant"
     ref_private = _private_names_of(sorted((root / "observers").glob("*.py"))
                                     + [root / "histogram.py", root / "qparams.py"])
     layer_private = {name: _private_names_of([_ADAPTER / name])

@@ -24,12 +24,42 @@ def _pyproject() -> dict:
 
 def test_every_source_package_is_listed():
     tool = _pyproject()["tool"]["setuptools"]
-    assert "package-dir" not in tool, "no package-dir mapping: one tree ships as refquant"
+    # the only mapping: the adapter's source sits outside the framework-free core
+    assert tool.get("package-dir", {}) == {"refquant.adapters.paddle": "adapters/paddle"}
     listed = set(tool["packages"])
     found = {".".join(init.parent.relative_to(ROOT).parts)
              for init in (ROOT / "refquant").rglob("__init__.py")}
+    found |= {".".join(("refquant", *init.parent.relative_to(ROOT).parts))
+              for init in (ROOT / "adapters").rglob("__init__.py")}
     assert found == listed, (f"missing from pyproject: {sorted(found - listed)}; "
                              f"listed but absent: {sorted(listed - found)}")
+
+
+def _copy_tracked(dst: Path) -> Path:
+    """A copy of the repository's tracked files (a second checkout)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    return dst
+
+
+def test_a_second_checkout_resolves_its_own_adapter(tmp_path):
+    """Imported from a second source tree while this one is installed (editable during
+    development, a wheel in CI), refquant and refquant.adapters.paddle both come from the
+    second tree: the adapter is never picked up from another checkout."""
+    other = _copy_tracked(tmp_path / "other")
+    code = ("import refquant.adapters.paddle.config as c, refquant; "
+            "print(c.__file__); print(refquant.__file__)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    res = subprocess.run([sys.executable, "-c", code], cwd=other, env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    adapter, core = (Path(p) for p in res.stdout.strip().splitlines()[-2:])
+    assert adapter.resolve() == (other / "adapters" / "paddle" / "config.py").resolve()
+    assert core.resolve() == (other / "refquant" / "__init__.py").resolve()
 
 
 _PROBE = """
@@ -45,13 +75,7 @@ def test_installed_copy_resolves_everything_inside_itself(tmp_path):
     """Install a copy of the tracked tree into a fresh virtual environment and import it
     from outside any checkout: refquant, refquant.adapters and the fixtures all come from
     that environment's site-packages, never from this (or another) source tree."""
-    src = tmp_path / "src"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        dst = src / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dst)
+    src = _copy_tracked(tmp_path / "src")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
@@ -94,9 +118,7 @@ def _module_level_imports(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "path", sorted(p for p in (ROOT / "refquant").rglob("*.py")
-                   if "adapters" not in p.relative_to(ROOT).parts),
-    ids=lambda p: str(p.relative_to(ROOT)),
+    "path", sorted((ROOT / "refquant").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_core_module_imports_no_framework(path):
     assert not (_module_level_imports(path) & FRAMEWORKS)

@@ -72,7 +72,6 @@ def test_onnx_kernel_signature():
 def test_adapter_names():
     pytest.importorskip("paddle")
     from paddle.quantization.factory import ObserverFactory
-
     from refquant.adapters.paddle import PTQ, QAT, QuantConfig, export_onnx  # noqa: F401
     from refquant.adapters.paddle import observers as aobs
     from refquant.adapters.paddle.quanters import (  # noqa: F401
