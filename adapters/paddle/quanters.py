@@ -111,12 +111,6 @@ def _check_finite_for(rules: ProfileRules, x: paddle.Tensor, who: str) -> None:
 
 class _RefquantQuanterLayer(BaseQuanter):
     _ref: Any
-    _axis: int
-
-    @property
-    def weight_axis(self) -> int:
-        """The channel axis of the quantized weight (``-1`` per tensor is decided elsewhere)."""
-        return int(self._axis)
 
     @property
     def reference(self) -> Any:
@@ -567,6 +561,11 @@ class WeightLSQplusQuanterLayer(_LSQLayer):
         self.scale = self.create_parameter(
             shape, dtype="float32", default_initializer=paddle.nn.initializer.Constant(1.0))
         self._init_common()
+
+    @property
+    def weight_axis(self) -> int:
+        """The weight's channel axis (read by the per-profile helper objects)."""
+        return self._axis
 
     def forward(self, w: paddle.Tensor) -> paddle.Tensor:
         _check_input(w, self._who)
