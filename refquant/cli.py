@@ -140,25 +140,70 @@ def _slim_failure(name: str, file: str, exc: BaseException) -> str:
             f"({type(exc).__name__}: {exc}); --profile canonical computes it")
 
 
-def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from . import observers
+def _option_value(text: str) -> Any:
+    """``--option`` values: integers, floats, true/false/none, else the string itself."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
-    classes = dict(observers.OBSERVERS)
-    key = args.observer.lower().removesuffix("observer")
-    lookup = {k.lower().removesuffix("observer"): v for k, v in classes.items()}
-    if key not in lookup:
-        raise UsageError(
-            f"--observer must be one of {sorted(classes)}, got {args.observer!r}"
-        )
-    cls = lookup[key]
-    kwargs: dict[str, Any] = {"quant_bits": args.bits, "profile": args.profile}
-    if args.axis is not None:
-        kwargs["axis"] = args.axis
+
+def _options(pairs: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--option must look like NAME=VALUE, got {pair!r}")
+        if key in out:
+            raise UsageError(f"--option {key} is given twice")
+        out[key] = _option_value(value)
+    return out
+
+
+def _observer_for(args: argparse.Namespace) -> tuple[str, Any]:
+    """The observer ``--observer`` names, constructed from the other options."""
+    from .observers.families import DEFAULT_FAMILY, resolve_observer
+
     try:
-        obs = cls(**kwargs)
+        family, cls = resolve_observer(args.observer)
+    except ImportError as exc:
+        raise UsageError(f"--observer {args.observer!r}: its family is not part of this "
+                         f"build ({exc})") from exc
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from exc
+    kwargs = _options(args.option)
+    given = {"--bits": args.bits, "--profile": args.profile, "--axis": args.axis}
+    if family == DEFAULT_FAMILY:
+        kwargs.setdefault("quant_bits", 8 if args.bits is None else args.bits)
+        kwargs.setdefault("profile", args.profile or "canonical")
+        if args.axis is not None:
+            kwargs.setdefault("axis", args.axis)
+        label = cls.__name__
+    else:
+        label = f"{family}.{cls.__name__}"
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise UsageError(f"{', '.join(extra)} apply to PaddleSlim's observers only; give "
+                             f"{label}'s own arguments with --option NAME=VALUE (e.g. "
+                             f"--option dtype=qint8)")
+    try:
+        return label, cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        given = f"--bits {args.bits}" + (f" --axis {args.axis}" if args.axis is not None else "")
-        raise UsageError(f"--observer {cls.__name__} with {given}: {exc}") from exc
+        flags = [f"{k} {v}" for k, v in given.items() if v is not None]
+        flags += [f"--option {p}" for p in args.option or ()]
+        shown = f" with {' '.join(flags)}" if flags else ""
+        raise UsageError(f"--observer {label}{shown}: {exc}") from exc
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    label, obs = _observer_for(args)
     data = _load_npy(args.file)
     batches = _batches(data, args.file, args.batches)
     try:
@@ -168,13 +213,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         raise UsageError(f"FILE {args.file!r}: {exc}") from exc
     except SLIM_FAILURES as exc:
-        if obs.rules.reproduces is None:  # only a bug-for-bug profile reproduces a failure
+        rules = getattr(obs, "rules", None)
+        if rules is None or rules.reproduces is None:  # only bug-for-bug reproduces failures
             raise
-        raise UsageError(_slim_failure(cls.__name__, args.file, exc)) from exc
+        raise UsageError(_slim_failure(label, args.file, exc)) from exc
     if args.json:
-        print(json.dumps({"observer": cls.__name__, **qp.to_dict()}))
+        print(json.dumps({"observer": label, **qp.to_dict()}))
     else:
-        print(f"observer    {cls.__name__} (profile={args.profile}, bits={args.bits})")
+        bits = f", bits={args.bits or 8}" if "." not in label else ""
+        print(f"observer    {label} (profile={getattr(obs, 'profile', '?')}{bits})")
         print(f"scale       {qp.scale.tolist()}  [{qp.convention}]")
         print(f"zero_point  {qp.zero_point.tolist()}")
         print(f"range       [{qp.qmin}, {qp.qmax}]")
@@ -338,9 +385,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Feed FILE.npy to an observer and print the QParams it decides.",
     )
     cal.add_argument("file", metavar="FILE.npy", type=_nonempty)
-    cal.add_argument("--observer", default="AbsmaxObserver", help="observer class name")
-    cal.add_argument("--bits", type=_bits, default=8, help=bits_help)
-    cal.add_argument("--profile", default="canonical", choices=("canonical", "paddleslim"))
+    cal.add_argument("--observer", default="AbsmaxObserver",
+                     help="observer: a PaddleSlim class name (HistObserver) or family.Class "
+                          "of another framework (torch.HistogramObserver, "
+                          "onnxruntime.EntropyCalibrater, nncf..., modelopt...)")
+    cal.add_argument("--option", action="append", metavar="NAME=VALUE",
+                     help="a constructor argument of the observer (repeatable), e.g. "
+                          "--option dtype=qint8 --option reduce_range=true")
+    cal.add_argument("--bits", type=_bits, default=None,
+                     help=bits_help + ", PaddleSlim's observers (default 8)")
+    cal.add_argument("--profile", default=None, choices=("canonical", "paddleslim"),
+                     help="PaddleSlim's observers: the profile (default canonical)")
     cal.add_argument("--axis", type=int, default=None, help="channel axis (channel-wise only)")
     cal.add_argument("--batches", action="store_true",
                      help="treat the first axis of FILE as a sequence of batches")
