@@ -448,7 +448,7 @@ SCHEMA_VIOLATIONS = [
     (DECISION_CASE, lambda c: c["compare"].update(bound=-1), "'bound' must be a finite"),
     (DECISION_CASE, lambda c: c["compare"].update(bound="1e9"), "'bound' must be a finite"),
     (DECISION_CASE, lambda c: c["compare"].update(rule="close"), "'rule' must be one of"),
-    (DECISION_CASE, lambda c: c.update(profile="torch"), "'profile' of a observer case"),
+    (DECISION_CASE, lambda c: c.update(profile="no-such-profile"), "'profile' of a observer case"),
     (CHANNEL_CASE, lambda c: c["compare"]["margin"].pop(), "as a list must hold"),
 ]
 

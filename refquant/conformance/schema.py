@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from ..profiles import get_profile
 from . import cases  # noqa: F401  (registers every operation the schema accepts)
 from .format import (
     ALLOWED_DTYPES,
@@ -34,7 +35,19 @@ from .targets import TARGET_NAMES
 __all__ = ["KINDS", "PROFILES", "validate_manifest"]
 
 KINDS = ("kernel", "qparams", "observer", "quanter")
+#: the profiles of PaddleSlim's families; observer cases of other frameworks' families carry
+#: their own registered profile (``"torch"``, ...)
 PROFILES = ("canonical", "paddleslim")
+
+
+def _known_profile(profile: Any) -> bool:
+    if not isinstance(profile, str):
+        return False
+    try:
+        get_profile(profile)
+    except ValueError:
+        return False
+    return True
 TOP_KEYS = frozenset({"format", "version", "generator", "manifest_sha256", "num_cases",
                       "cases"})
 CASE_KEYS = frozenset({"id", "kind", "family", "op", "params", "inputs", "outputs",
@@ -170,9 +183,9 @@ def _validate_case(i: int, case: Any, ops: Mapping[str, Any], targets: tuple[str
     _compare(case, math.prod(outputs[case["primary"]]), where)
     profile = case["profile"]
     if case["kind"] in ("observer", "quanter"):
-        if profile not in PROFILES:
-            _fail(f"{where}: 'profile' of a {case['kind']} case must be one of {PROFILES}, "
-                  f"got {profile!r}")
+        if not _known_profile(profile):
+            _fail(f"{where}: 'profile' of a {case['kind']} case must be one of {PROFILES} "
+                  f"or another registered profile (refquant.profiles), got {profile!r}")
         if case["params"].get("profile", profile) != profile:
             _fail(f"{where}: params profile {case['params']['profile']!r} differs from the "
                   f"case's 'profile' {profile!r}")

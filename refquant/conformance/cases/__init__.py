@@ -17,6 +17,7 @@ FAMILY_MODULES = (
     "observer_cases",
     "quanter_cases",
     "lowbit_cases",
+    "xf_observer_cases",
 )
 
 for _mod in FAMILY_MODULES:

@@ -1,4 +1,5 @@
-"""The ``torch`` target: PyTorch's CPU quantization kernels (torch imported lazily)."""
+"""The ``torch`` target: PyTorch's CPU quantization kernels and torch.ao's observers (torch
+imported lazily)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ class TorchTarget(Target):
             "torch.quantize_per_channel": self._q_c,
             "torch.dequantize": self._dq,
         })
+        from ..cases.xf_observer_cases import PARAMS
+
+        for name in PARAMS["torch"]:
+            self.ops[f"observer.torch.{name}"] = self._observer
 
     def run(self, case: Case) -> dict[str, np.ndarray]:
         # torch 2.13 deprecates the quantized dtypes with a UserWarning on every call
@@ -73,6 +78,20 @@ class TorchTarget(Target):
         qt = self._torch._make_per_tensor_quantized_tensor(
             self._t(case.inputs["q"]), float(p["scale"]), int(p["zero_point"]))
         return {"y": qt.dequantize().numpy()}
+
+    def _observer(self, case: Case) -> dict:
+        """``torch.ao.quantization.<Class>(**params)``: forward each batch in order, then
+        ``calculate_qparams()``; dtype and qscheme names map to ``torch.<name>``."""
+        torch = self._torch
+        name = case.op.rsplit(".", 1)[1]
+        kwargs = {k: (getattr(torch, v) if k in ("dtype", "qscheme") else v)
+                  for k, v in case.params.items()}
+        obs = getattr(torch.ao.quantization, name)(**kwargs)
+        for i in range(len(case.inputs)):
+            obs(self._t(case.inputs[f"batch{i}"]))
+        scale, zero_point = obs.calculate_qparams()
+        return {"scale": scale.numpy().astype(np.float32),
+                "zero_point": zero_point.numpy().astype(np.int64)}
 
 
 TARGET_CLASS = TorchTarget
