@@ -423,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_conformance_parser(sub)
+    from .deploy.cli import add_deploy_parser
+
+    add_deploy_parser(sub)
     return parser
 
 

@@ -14,8 +14,9 @@ Kernels (one module per family; ``docs/deploy.md`` lists each formula and source
   (``MlasRequantizeOutput``);
 * :func:`matmul_integer_to_float`: ``com.microsoft.MatMulIntegerToFloat`` (float32 output);
 * :func:`dynamic_quantize_linear`;
-* :func:`qlinear_add`, :func:`qlinear_mul`; :func:`qlinear_global_average_pool`,
-  :func:`qlinear_average_pool`; :func:`qlinear_leaky_relu`, :func:`qlinear_sigmoid`;
+* :func:`qlinear_add`, :func:`qlinear_mul`, :func:`qlinear_concat`;
+  :func:`qlinear_global_average_pool`, :func:`qlinear_average_pool`;
+  :func:`qlinear_leaky_relu`, :func:`qlinear_sigmoid`;
 * :func:`max_pool`, :func:`reshape`, :func:`transpose` on codes.
 
 Inputs are NumPy arrays of the ONNX types (``uint8`` / ``int8`` codes, ``float32`` scales,
@@ -36,7 +37,7 @@ from .passthrough import max_pool, reshape, transpose
 from .qgemm import qgemm
 from .qlinear_binary import qlinear_add, qlinear_mul
 from .qlinear_conv import qlinear_conv
-from .qlinear_lookup import mlas_logistic, qlinear_leaky_relu, qlinear_sigmoid
+from .qlinear_lookup import mlas_logistic, qlinear_concat, qlinear_leaky_relu, qlinear_sigmoid
 from .qlinear_matmul import qlinear_matmul
 from .qlinear_pool import qlinear_average_pool, qlinear_global_average_pool
 
@@ -56,6 +57,7 @@ __all__ = [
     "qgemm",
     "qlinear_add",
     "qlinear_average_pool",
+    "qlinear_concat",
     "qlinear_conv",
     "qlinear_global_average_pool",
     "qlinear_leaky_relu",

@@ -103,6 +103,24 @@ def scale(s: Any, name: str, lengths: tuple[int, ...] = ()) -> np.ndarray:
     return arr.reshape(-1) if arr.ndim else arr
 
 
+def vector(value: Any, name: str, dtype: type, n: int, what: str) -> np.ndarray | None:
+    """An optional 1-D NumPy input of ``dtype`` and shape ``(n,)`` (a bias): ``None`` stays
+    None; anything else raises ``TypeError`` / ``ValueError`` naming ``name``; ``what``
+    says what the ``n`` values are for."""
+    if value is None:
+        return None
+    tname = np.dtype(dtype).name
+    if not isinstance(value, (np.ndarray, np.generic)):
+        raise TypeError(f"{name} must be a {tname} NumPy array of shape ({n},), got "
+                        f"{_describe(value)}")
+    arr = native(np.asarray(value))
+    if arr.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {tname}, got dtype {arr.dtype}")
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) ({what}), got shape {arr.shape}")
+    return arr
+
+
 def per_tensor(arr: np.ndarray) -> bool:
     """Whether a checked scale / zero point applies to the whole tensor."""
     return arr.size == 1
@@ -110,7 +128,10 @@ def per_tensor(arr: np.ndarray) -> bool:
 
 def wrap_i32(v: np.ndarray) -> np.ndarray:
     """int64 values reduced modulo 2^32 into int32 (two's-complement wrap-around)."""
-    return ((np.asarray(v, np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
+    v = np.asarray(v, np.int64)
+    if v.size == 0 or (v.min() >= -2**31 and v.max() < 2**31):
+        return v.astype(np.int32)
+    return ((v + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
 def fma32(a: Any, b: Any, c: Any) -> np.ndarray:

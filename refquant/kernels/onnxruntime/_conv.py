@@ -11,7 +11,6 @@ positions in row-major order; padded pixels hold the input zero point
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,23 +110,34 @@ def im2col(x: np.ndarray, geo: ConvGeometry, pad_value: int) -> np.ndarray:
                                  for i in range(r)]
     xp = np.pad(x[(slice(None), slice(None)) + crop], widths, constant_values=pad_value)
     n, c = x.shape[:2]
-    cols = []
-    for pos in itertools.product(*(range(k) for k in geo.kernel)):
-        index = tuple(
-            slice(pos[i] * geo.dilations[i],
-                  pos[i] * geo.dilations[i] + (geo.out[i] - 1) * geo.strides[i] + 1,
-                  geo.strides[i])
-            for i in range(r)
-        )
-        cols.append(xp[(slice(None), slice(None)) + index].reshape(n, c, -1))
-    patches = np.stack(cols, axis=2)  # [N, C, kpos, P]
-    return patches.transpose(0, 3, 2, 1)  # [N, P, kpos, C]
+    span = tuple(geo.dilations[i] * (geo.kernel[i] - 1) + 1 for i in range(r))
+    win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=tuple(range(2, 2 + r)))
+    # win: [N, C, *positions, *span] -> strided outputs, dilated kernel taps
+    index = (slice(None), slice(None)) + tuple(
+        slice(0, (geo.out[i] - 1) * geo.strides[i] + 1, geo.strides[i]) for i in range(r)
+    ) + tuple(slice(None, None, geo.dilations[i]) for i in range(r))
+    win = win[index]  # [N, C, *out, *kernel]
+    order = (0,) + tuple(range(2, 2 + r)) + tuple(range(2 + r, 2 + 2 * r)) + (1,)
+    p = int(np.prod(geo.out))
+    kpos = int(np.prod(geo.kernel))
+    return win.transpose(order).reshape(n, p, kpos, c)
 
 
 def conv_accumulate(
     x: np.ndarray, w: np.ndarray, x_zp: int, w_zp: int, geo: ConvGeometry, isa: str,
 ) -> np.ndarray:
-    """int32 ``sum (x - x_zp) * (w - w_zp)`` per output, [N, M, *out], as ORT computes it.
+    """int32 ``sum (x - x_zp) * (w - w_zp)`` per output, [N, M, *out], as ORT computes it
+    (:func:`conv_accumulate_nhwc`, channels first)."""
+    n, m = x.shape[0], w.shape[0]
+    out = conv_accumulate_nhwc(x, w, x_zp, w_zp, geo, isa)
+    return out.transpose(0, 2, 1).reshape((n, m) + geo.out)
+
+
+def conv_accumulate_nhwc(
+    x: np.ndarray, w: np.ndarray, x_zp: int, w_zp: int, geo: ConvGeometry, isa: str,
+) -> np.ndarray:
+    """int32 ``sum (x - x_zp) * (w - w_zp)`` per output, [N, P, M] (P output pixels in
+    row-major order), as ORT computes it.
 
     Grouped convolutions run one GEMM per group on the im2col matrix (``qlinearconv.cc``),
     with the u8 x s8 pair saturation of ``isa``. Depthwise convolutions (one input and one
@@ -154,4 +164,26 @@ def conv_accumulate(
             acc = gemm_s32(a, b, np.int64(x_zp), np.int64(w_zp), isa)
             assert isinstance(acc, np.ndarray)
             out[:, :, gi * mg:(gi + 1) * mg] = acc.reshape(n, p, mg)
+    return out
+
+
+def conv_pair_saturation(x: np.ndarray, w: np.ndarray, x_zp: int, geo: ConvGeometry,
+                         ) -> np.ndarray:
+    """Saturated ``vpmaddubsw`` pairs per output [N, M, *out] of a uint8 x int8 convolution
+    on a saturating variant (zeros for depthwise convolutions, which never saturate)."""
+    from ._gemm import pair_saturation
+
+    n, m = x.shape[0], w.shape[0]
+    g = geo.group
+    cg, mg = w.shape[1], m // g
+    out = np.zeros((n, int(np.prod(geo.out)), m), np.int64)
+    if x.dtype != np.uint8 or w.dtype != np.int8 or (cg == 1 and mg == 1):
+        return out.transpose(0, 2, 1).reshape((n, m) + geo.out)
+    patches = im2col(x, geo, x_zp)
+    p, kpos = patches.shape[1], patches.shape[2]
+    for gi in range(g):
+        a = patches[:, :, :, gi * cg:(gi + 1) * cg].reshape(n * p, kpos * cg)
+        wg = w[gi * mg:(gi + 1) * mg].reshape(mg, cg, kpos)
+        b = np.ascontiguousarray(wg.transpose(2, 1, 0).reshape(kpos * cg, mg))
+        out[:, :, gi * mg:(gi + 1) * mg] = pair_saturation(a, b).reshape(n, p, mg)
     return out.transpose(0, 2, 1).reshape((n, m) + geo.out)

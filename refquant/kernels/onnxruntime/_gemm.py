@@ -23,8 +23,9 @@ a multiple of 4 input channels). Example: ``A = (255, 255)``, ``B = (127, 127)``
 ``|B[2j]| + |B[2j+1]| >= 129`` (``255 * 128.5 = 32767.5``); weights in ``[-64, 64]`` never
 do, which is why ORT's ``avx2_weight_s8_to_u8`` transform leaves such weights alone.
 
-The emulation computes the exact product with float64 BLAS (exact while
-``K * 255 * 255 < 2^53``) and adds the saturation excess of the candidate pairs only.
+The emulation computes the exact product with float32 BLAS over chunks of K short enough
+that no partial sum reaches 2^24 (chunks added in float64) and adds the saturation excess
+of the candidate pairs only.
 """
 
 from __future__ import annotations
@@ -80,11 +81,36 @@ def _pair_excess(
     return excess, count
 
 
+def _exact_product(a: np.ndarray, b: np.ndarray, a_zp: np.ndarray, b_zp: np.ndarray,
+                   ) -> tuple[np.ndarray, float]:
+    """``(a - a_zp) @ (b - b_zp)`` computed exactly with float32 BLAS, and a bound on its
+    magnitude (``K * max|a - a_zp| * max|b - b_zp|``).
+
+    K is cut into chunks of ``L`` with ``L * max|a - a_zp| * max|b - b_zp| < 2^24``: every
+    partial sum of a chunk, in any summation order, is then an integer that float32 holds
+    exactly; the chunk results are added in float64 (exact below 2^53)."""
+    af = a.astype(np.float32) - a_zp.astype(np.float32)
+    bf = b.astype(np.float32) - b_zp.astype(np.float32)
+    k = af.shape[1]
+    prod = float(np.abs(af).max(initial=0.0)) * float(np.abs(bf).max(initial=0.0))
+    if prod == 0.0:
+        return np.zeros((af.shape[0], bf.shape[1]), np.float32), 0.0
+    step = int((2**24 - 1) // prod)
+    if step >= k:
+        return af @ bf, k * prod
+    acc = np.zeros((af.shape[0], bf.shape[1]), np.float64)
+    for s in range(0, k, step):
+        acc += af[:, s:s + step] @ bf[s:s + step]
+    return acc, k * prod
+
+
 def _gemm2d(
     a: np.ndarray, b: np.ndarray, a_zp: np.ndarray, b_zp: np.ndarray, sat: bool,
     want_count: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    exact = (a.astype(np.float64) - a_zp) @ (b.astype(np.float64) - b_zp)
+    exact, bound = _exact_product(a, b, a_zp, b_zp)
+    if not sat and bound < 2.0**31:
+        return exact.astype(np.int32), None
     acc = exact.astype(np.int64)
     count = None
     if sat:
@@ -113,14 +139,19 @@ def gemm_s32(
     sat = saturates(isa, a.dtype == np.int8, b.dtype == np.int8)
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     m, n = a.shape[-2], b.shape[-1]
+    if not batch:
+        acc2, count2 = _gemm2d(a, b, a_zero_point, b_zero_point, sat, return_saturation)
+        if return_saturation:
+            return acc2, np.zeros((m, n), np.int64) if count2 is None else count2
+        return acc2
     out = np.empty(batch + (m, n), np.int32)
-    nsat = np.zeros(batch + (m, n), np.int64)
+    nsat = np.zeros(batch + (m, n), np.int64) if return_saturation else out
     aa = np.broadcast_to(a, batch + a.shape[-2:])
     bb = np.broadcast_to(b, batch + b.shape[-2:])
     for idx in np.ndindex(*batch):
         out[idx], count = _gemm2d(aa[idx], bb[idx], a_zero_point, b_zero_point, sat,
                                   return_saturation)
-        if count is not None:
+        if count is not None and return_saturation:
             nsat[idx] = count
     if return_saturation:
         return out, nsat

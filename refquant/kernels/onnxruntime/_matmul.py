@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import CODE_TYPES, as_codes
+from ._common import CODE_TYPES, as_codes, scale, zero_point
 
 
 @dataclass(frozen=True)
@@ -69,4 +69,21 @@ def column_lengths(ops: MatMulOperands) -> tuple[int, ...]:
     return (ops.n,) if ops.b_is_2d else ()
 
 
-__all__ = ["CODE_TYPES", "MatMulOperands", "column_lengths", "matmul_operands"]
+def quantized_operands(
+    a: object, b: object, a_scale: object, a_zero_point: object, b_scale: object,
+    b_zero_point: object,
+) -> tuple[MatMulOperands, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(operands, a_scale, b_scale, a_zero_point, b_zero_point)`` of a quantized
+    MatMul-like kernel, checked in that order: ``a`` parameters per tensor, ``b``
+    parameters per tensor or per column of a 2-D ``b``; zero points as int64."""
+    ops = matmul_operands(a, b)
+    lengths = column_lengths(ops)
+    sa = scale(a_scale, "a_scale")
+    sb = scale(b_scale, "b_scale", lengths)
+    azp = zero_point(a_zero_point, "a_zero_point", ops.a.dtype, "a")
+    bzp = zero_point(b_zero_point, "b_zero_point", ops.b.dtype, "b", lengths)
+    return ops, sa, sb, azp, bzp
+
+
+__all__ = ["CODE_TYPES", "MatMulOperands", "column_lengths", "matmul_operands",
+           "quantized_operands"]

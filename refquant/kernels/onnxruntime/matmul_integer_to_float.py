@@ -17,28 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import _describe, native
-from ._common import F32, scale, zero_point
+from ._common import F32, vector
 from ._dispatch import check_isa
 from ._gemm import gemm_s32
-from ._matmul import column_lengths, matmul_operands
+from ._matmul import quantized_operands
 
 __all__ = ["matmul_integer_to_float"]
-
-
-def _bias(bias: Any, n: int) -> np.ndarray | None:
-    if bias is None:
-        return None
-    if not isinstance(bias, (np.ndarray, np.generic)):
-        raise TypeError(f"bias must be a float32 NumPy array of shape ({n},), got "
-                        f"{_describe(bias)}")
-    arr = native(np.asarray(bias))
-    if arr.dtype != np.float32:
-        raise TypeError(f"bias must have dtype float32, got dtype {arr.dtype}")
-    if arr.shape != (n,):
-        raise ValueError(f"bias must have shape ({n},) (one value per column of b), got "
-                         f"shape {arr.shape}")
-    return arr
 
 
 def matmul_integer_to_float(
@@ -60,13 +44,9 @@ def matmul_integer_to_float(
     [N] or None. Returns float32 [..., M, N].
     """
     resolved = check_isa(isa)
-    ops = matmul_operands(a, b)
-    lengths = column_lengths(ops)
-    sa = scale(a_scale, "a_scale")
-    sb = scale(b_scale, "b_scale", lengths)
-    azp = zero_point(a_zero_point, "a_zero_point", ops.a.dtype, "a")
-    bzp = zero_point(b_zero_point, "b_zero_point", ops.b.dtype, "b", lengths)
-    bias_arr = _bias(bias, ops.n)
+    ops, sa, sb, azp, bzp = quantized_operands(a, b, a_scale, a_zero_point, b_scale,
+                                               b_zero_point)
+    bias_arr = vector(bias, "bias", np.float32, ops.n, "one value per column of b")
     acc = gemm_s32(ops.a, ops.b, azp, bzp, resolved)
     assert isinstance(acc, np.ndarray)
     with np.errstate(over="ignore"):

@@ -23,27 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import _describe, native
-from ._common import F32, as_codes, requantize, scale, wrap_i32, zero_point
-from ._conv import conv_accumulate, conv_geometry
+from ._common import F32, as_codes, requantize, scale, vector, wrap_i32, zero_point
+from ._conv import conv_accumulate_nhwc, conv_geometry
 from ._dispatch import check_isa
 
 __all__ = ["qlinear_conv"]
-
-
-def _bias(bias: Any, m: int) -> np.ndarray | None:
-    if bias is None:
-        return None
-    if not isinstance(bias, (np.ndarray, np.generic)):
-        raise TypeError(f"bias must be an int32 NumPy array of shape ({m},), got "
-                        f"{_describe(bias)}")
-    arr = native(np.asarray(bias))
-    if arr.dtype != np.int32:
-        raise TypeError(f"bias must have dtype int32, got dtype {arr.dtype}")
-    if arr.shape != (m,):
-        raise ValueError(f"bias must have shape ({m},) (one value per output channel), got "
-                         f"shape {arr.shape}")
-    return arr
 
 
 def qlinear_conv(
@@ -91,12 +75,13 @@ def qlinear_conv(
             f"point of per-channel filter must be same'), got {wzp.tolist()}"
         )
     yzp = zero_point(y_zero_point, "y_zero_point", xx.dtype, "x (the output type)")
-    b = _bias(bias, m)
-    acc = conv_accumulate(xx, ww, int(xzp), int(wzp.reshape(-1)[0]), geo, resolved)
-    acc = np.moveaxis(acc, 1, -1)  # channels last, as ORT requantizes
+    b = vector(bias, "bias", np.int32, m, "one value per output channel")
+    # [N, P, M]: channels last, as ORT requantizes
+    acc = conv_accumulate_nhwc(xx, ww, int(xzp), int(wzp.reshape(-1)[0]), geo, resolved)
     if b is not None:
         acc = wrap_i32(acc.astype(np.int64) + b)
     with np.errstate(over="ignore", under="ignore"):
         out_scale = ((sx * sw).astype(F32) / sy).astype(F32)
     y = requantize(acc, out_scale, int(yzp), xx.dtype)
-    return np.ascontiguousarray(np.moveaxis(y, -1, 1))
+    n, m = xx.shape[0], ww.shape[0]
+    return np.ascontiguousarray(y.transpose(0, 2, 1)).reshape((n, m) + geo.out)

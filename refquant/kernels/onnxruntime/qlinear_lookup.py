@@ -28,7 +28,7 @@ import numpy as np
 from ._common import F32, as_codes, fma32, quantize_mlas, scale, zero_point
 from ._dispatch import check_isa
 
-__all__ = ["mlas_logistic", "qlinear_leaky_relu", "qlinear_sigmoid"]
+__all__ = ["mlas_logistic", "qlinear_concat", "qlinear_leaky_relu", "qlinear_sigmoid"]
 
 _A = [F32(v) for v in (4.37031012579801e-11, 1.15627324459942e-07, 6.08574864600143e-05,
                        8.51377133304701e-03, 2.48287947061529e-01)]
@@ -85,3 +85,44 @@ def qlinear_sigmoid(
 ) -> np.ndarray:
     """``QLinearSigmoid(X, X_scale, X_zero_point, Y_scale, Y_zero_point)`` (uint8/int8)."""
     return _lookup(x, x_scale, x_zero_point, y_scale, y_zero_point, isa, mlas_logistic)
+
+
+def qlinear_concat(
+    y_scale: Any, y_zero_point: Any, *inputs: Any, axis: int, isa: str = "host",
+) -> np.ndarray:
+    """``com.microsoft.QLinearConcat(Y_scale, Y_zero_point, X0, X0_scale, X0_zero_point,
+    X1, ...)`` (``contrib_ops/cpu/quantization/qlinear_concat.cc``): an input with the
+    output's scale and zero point is copied, any other goes through the 256-entry table of
+    ``QlinearBuildLookupTable`` with the identity, ``MlasQuantizeLinear(fl32(s_x * (i -
+    z_x)), s_y, z_y)``; then the codes are concatenated along ``axis``."""
+    if check_isa(isa) == "neon":
+        raise ValueError("isa='neon': MLAS's ARM64 quantization kernel is not emulated")
+    if len(inputs) < 3 or len(inputs) % 3:
+        raise ValueError(f"inputs must be (X, X_scale, X_zero_point) triples, got "
+                         f"{len(inputs)} values")
+    sy = scale(y_scale, "y_scale")
+    if y_zero_point is None:
+        y_zero_point = np.uint8(0)
+    if not isinstance(y_zero_point, (np.ndarray, np.generic)):
+        raise TypeError("y_zero_point must be a uint8 or int8 NumPy value (it selects the "
+                        f"kernel), got {type(y_zero_point).__name__}")
+    dtype = np.asarray(y_zero_point).dtype
+    zy = int(zero_point(y_zero_point, "y_zero_point", dtype, "Y"))
+    parts = []
+    for i in range(0, len(inputs), 3):
+        j = i // 3
+        x = as_codes(inputs[i], f"X{j}", (dtype.type,))
+        sx = scale(inputs[i + 1], f"X{j}_scale")
+        zx = int(zero_point(inputs[i + 2], f"X{j}_zero_point", dtype, f"X{j}"))
+        if sx == sy and zx == zy:
+            parts.append(x)
+            continue
+        codes = np.arange(256, dtype=np.uint8).view(dtype)
+        with np.errstate(over="ignore"):
+            d = (sx * (codes.astype(np.int32) - zx).astype(F32)).astype(F32)
+            table = quantize_mlas(d, sy, zy, dtype)
+        parts.append(table[x.view(np.uint8)])
+    try:
+        return np.concatenate(parts, axis=axis)
+    except (ValueError, np.exceptions.AxisError) as exc:
+        raise ValueError(f"inputs cannot be concatenated along axis={axis}: {exc}") from None

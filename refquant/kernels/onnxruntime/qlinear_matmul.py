@@ -21,7 +21,7 @@ import numpy as np
 from ._common import F32, requantize, scale, zero_point
 from ._dispatch import check_isa
 from ._gemm import gemm_s32
-from ._matmul import column_lengths, matmul_operands
+from ._matmul import quantized_operands
 
 __all__ = ["qlinear_matmul"]
 
@@ -45,13 +45,9 @@ def qlinear_matmul(
     scalars. ``y_zero_point`` must have ``a``'s dtype (``None`` means 0 of that dtype).
     """
     resolved = check_isa(isa)
-    ops = matmul_operands(a, b)
-    lengths = column_lengths(ops)
-    sa = scale(a_scale, "a_scale")
-    sb = scale(b_scale, "b_scale", lengths)
+    ops, sa, sb, azp, bzp = quantized_operands(a, b, a_scale, a_zero_point, b_scale,
+                                               b_zero_point)
     sy = scale(y_scale, "y_scale")
-    azp = zero_point(a_zero_point, "a_zero_point", ops.a.dtype, "a")
-    bzp = zero_point(b_zero_point, "b_zero_point", ops.b.dtype, "b", lengths)
     yzp = zero_point(y_zero_point, "y_zero_point", ops.a.dtype, "a (the output type)")
     acc = gemm_s32(ops.a, ops.b, azp, bzp, resolved)
     assert isinstance(acc, np.ndarray)
