@@ -148,8 +148,9 @@ def test_details_lists_resolution_and_bad_arguments():
     m = _net()
     cfg = QuantConfig(activation=G)
     cfg.add_type_config(paddle.nn.Linear, activation=T)
-    PTQ(cfg).quantize(m)
-    text = cfg.details()
+    ptq = PTQ(cfg)
+    ptq.quantize(m)
+    text = str(ptq)  # the PTQ's own snapshot of the config, resolved on the model
     assert "block.fc: Linear" in text and "quant_bits=7" in text
     with pytest.raises(TypeError, match="activation"):
         QuantConfig(activation="abs_max")
@@ -220,3 +221,41 @@ def _get(q, path):
     for part in path.split("."):
         layer = getattr(layer, part)
     return layer
+
+
+@pytest.mark.parametrize("profile", ["canonical", "paddleslim"])
+def test_ptq_keeps_a_snapshot_of_the_config(profile):
+    m = _net()
+    cfg = QuantConfig(activation=G, profile=profile)
+    ptq = PTQ(cfg)
+    cfg.add_layer_config(m.block.fc, activation=L)  # after PTQ(cfg): not seen by ptq
+    q = ptq.quantize(m)
+    assert _bits_of(q, "block.fc") == 8
+    assert _bits_of(PTQ(cfg).quantize(m), "block.fc") == 5  # a new PTQ sees it
+    # and the other way round: configuring the snapshot leaves the caller's config alone
+    snap = cfg.snapshot()
+    snap.add_type_config(paddle.nn.Linear, activation=T)
+    assert _bits_of(PTQ(cfg).quantize(_net()), "out") == 8
+    assert _bits_of(PTQ(snap).quantize(_net()), "out") == 7
+
+
+def test_class_instead_of_factory_names_the_factory():
+    with pytest.raises(TypeError, match="got the class AbsmaxObserver: write AbsmaxObserver()"):
+        QuantConfig(activation=A.AbsmaxObserver)
+    with pytest.raises(TypeError, match="got the layer class HistObserverLayer: pass its "
+                                        "factory HistObserver()"):
+        QuantConfig(weight=A.HistObserverLayer)
+    assert A.PercentHistObserverLayer is A.HistObserverLayer
+
+
+def test_stub_given_a_class_names_the_factory():
+    from refquant.adapters.paddle import QAT
+    from refquant.adapters.paddle import quanters as Q
+
+    model = paddle.nn.Sequential(paddle.nn.quant.Stub(Q.FakeQuanterWithAbsMaxObserverLayer))
+    model.train()
+    with pytest.raises(TypeError, match="observer of Stub '0' .* pass its factory "
+                                        r"FakeQuanterWithAbsMaxObserver\(\)"):
+        QAT(QuantConfig(activation=Q.FakeQuanterWithAbsMaxObserver())).quantize(model,
+                                                                               inplace=True)
+    assert type(model[0]) is paddle.nn.quant.Stub  # left as it was

@@ -9,7 +9,6 @@ paddle = pytest.importorskip("paddle")
 
 from refquant.adapters.paddle import PTQ, QAT, QuantConfig  # noqa: E402
 from refquant.adapters.paddle import quanters as Q  # noqa: E402
-from refquant.adapters.paddle.layers import QuantDequant  # noqa: E402
 
 from refquant import quanters as R  # noqa: E402
 from refquant.kernels import paddle as pk  # noqa: E402
@@ -126,7 +125,7 @@ def test_qat_model_trains_and_converts():
         opt.clear_grad()
     q.eval()
     c = qat.convert(q)
-    assert isinstance(c[0].activation_quanter, QuantDequant)
+    assert isinstance(c[0].activation_quanter, paddle.nn.quant.format.LinearQuanterDequanter)
     x = rng.standard_normal((3, 6)).astype(np.float32)
     s_act = q[0].activation_quanter.scales().numpy().reshape(())
     s_w = q[0].weight_quanter.scales().numpy()
@@ -214,8 +213,56 @@ def test_lsq_qat_model_converts_with_threshold_of_the_step():
     q = qat.quantize(model)
     q(paddle.randn([5, 6]))
     q.eval()
-    c = qat.convert(q)
+    c = qat.convert(q, format="portable")
     s_w = q[0].weight_quanter.qparams()
     assert s_w.axis == 1 and s_w.convention == "step"
     want = (s_w.scale * np.float32(127)).astype(np.float32)
     assert np.array_equal(_bits(c[0].weight_quanter.scale.numpy()), _bits(want))
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_canonical_pact_on_model_input_trains(signed):
+    """PACT on the model's input (a tensor without gradient): the backward pass gives alpha
+    its gradient and nothing to the input (a PyLayer must return None there)."""
+    paddle.seed(0)
+    model = paddle.nn.Sequential(paddle.nn.Linear(6, 4))
+    model.train()
+    pact = Q.PACTQuanter(init_value=1.5, signed=signed)
+    q = QAT(QuantConfig(activation=pact)).quantize(model)
+    x = paddle.to_tensor(np.linspace(-2, 2, 12, dtype=np.float32).reshape(2, 6))
+    q(x).sum().backward()
+    alpha = q[0].activation_quanter.alpha
+    assert alpha.grad is not None and x.grad is None
+
+
+def _qat_linear(act, weight, seed=0):
+    paddle.seed(seed)
+    model = paddle.nn.Sequential(paddle.nn.Linear(6, 4))
+    model.train()
+    return QAT(QuantConfig(activation=act, weight=weight)).quantize(model)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_traced_paper_pact_equals_dygraph(signed, tmp_path):
+    q = _qat_linear(Q.PACTQuanter(init_value=1.25, signed=signed),
+                    Q.FakeQuanterChannelWiseAbsMaxObserver())
+    x = paddle.to_tensor(np.linspace(-2, 2, 30, dtype=np.float32).reshape(5, 6))
+    q(x).sum().backward()
+    q.eval()
+    want = q(x).numpy()
+    path = str(tmp_path / "pact")
+    paddle.jit.save(q, path, input_spec=[paddle.static.InputSpec([None, 6], "float32")])
+    got = paddle.jit.load(path)(x).numpy()
+    assert np.array_equal(_bits(got), _bits(want))
+
+
+def test_untrained_lsq_refuses_to_trace_and_dtype_is_checked(tmp_path):
+    q = _qat_linear(Q.ActLSQplusQuanter(), Q.WeightLSQplusQuanter())
+    q.eval()
+    with pytest.raises(ValueError, match="ActLSQplusQuanterLayer of Linear .* cannot be traced"):
+        paddle.jit.save(q, str(tmp_path / "lsq"),
+                        input_spec=[paddle.static.InputSpec([None, 6], "float32")])
+    q = _qat_linear(Q.FakeQuanterWithAbsMaxObserver(), None)
+    with pytest.raises(TypeError, match="must be float32"):
+        paddle.jit.save(q, str(tmp_path / "f64"),
+                        input_spec=[paddle.static.InputSpec([None, 6], "float64")])

@@ -109,6 +109,7 @@ def exported(tmp_path_factory):
     q = _calibrated(model, ptq, calib)
     conv = ptq.convert(q)
     conv_rw = ptq.convert(q, remain_weight=True)
+    conv_port = ptq.convert(q, format="portable")
 
     # Paddle's own PTQ and observer (per-tensor weights, LinearQuanterDequanter layers)
     from paddle.quantization import PTQ, QuantConfig
@@ -120,11 +121,14 @@ def exported(tmp_path_factory):
     state_before = {k: v.numpy().copy() for k, v in conv.state_dict().items()}
     types_before = [type(s).__name__ for s in conv.sublayers()]
     out = tmp_path_factory.mktemp("export")
-    paths = [out / "adapter.onnx", out / "remain.onnx", out / "paddle.onnx"]
+    paths = [out / "adapter.onnx", out / "remain.onnx", out / "paddle.onnx",
+             out / "portable.onnx"]
     entries = export.export_onnx_many(
-        [(conv, paths[0]), (conv_rw, paths[1]), (pconv, paths[2])], SPEC)
+        [(conv, paths[0]), (conv_rw, paths[1]), (pconv, paths[2]), (conv_port, paths[3])],
+        SPEC)
     return {
         "float": model, "calib": calib, "conv": conv, "conv_rw": conv_rw, "pconv": pconv,
+        "conv_port": conv_port,
         "paths": paths, "entries": entries, "state_before": state_before,
         "types_before": types_before,
     }
@@ -230,9 +234,10 @@ def test_remain_weight_exports_the_same_model(exported):
     np.testing.assert_array_equal(ya.view(np.uint32), yb.view(np.uint32))
 
 
-@pytest.mark.parametrize("which", [0, 1, 2])
+@pytest.mark.parametrize("which", [0, 1, 2, 3])
 def test_ort_matches_converted_paddle_model(exported, which):
-    model = [exported["conv"], exported["conv_rw"], exported["pconv"]][which]
+    model = [exported["conv"], exported["conv_rw"], exported["pconv"],
+             exported["conv_port"]][which]
     x = _batches(11, 1, (64, 1, 8, 8))[0]
     y_ort = _ort_session(exported["paths"][which]).run(None, {"image": x})[0]
     y_pd = _paddle_out(model, x)
@@ -414,18 +419,38 @@ def test_bad_arguments(small_prepared, tmp_path):
         export.export_onnx(conv, tmp_path / "m.onnx", "image")
 
 
-def test_four_bit_is_rejected(tmp_path):
+def test_three_bit_activation_grid_is_rejected(tmp_path):
+    # ONNX QuantizeLinear saturates to the element type's range: a 3-bit grid [-4, 3] has
+    # no exact QuantizeLinear (4-bit export: tests/test_adapter_groupwise.py)
     from paddle.quantization import PTQ, QuantConfig
     from paddle.quantization.observers import AbsmaxObserver
 
     paddle.seed(4)
     model = SmallNet()
     model.eval()
-    ptq = PTQ(QuantConfig(activation=AbsmaxObserver(quant_bits=4),
-                          weight=AbsmaxObserver(quant_bits=4)))
+    ptq = PTQ(QuantConfig(activation=AbsmaxObserver(quant_bits=3),
+                          weight=AbsmaxObserver(quant_bits=3)))
     conv = ptq.convert(_calibrated(model, ptq, _batches(2, 1, (4, 1, 8, 8))))
-    with pytest.raises(NotImplementedError, match="8-bit"):
+    with pytest.raises(NotImplementedError, match=r"activation grid \[-4, 3\]"):
         export.export_onnx(conv, tmp_path / "m.onnx", SPEC)
+
+
+def test_portable_and_paddle_forms_export_the_same_graph(exported):
+    """``convert(format="portable")`` and the default Paddle form hold the same parameters:
+    their ONNX graphs have the same nodes and bit-identical initializers, and ORT gives
+    bit-identical outputs."""
+    std, port = (onnx.load(str(exported["paths"][k])) for k in (0, 3))
+    assert [n.op_type for n in std.graph.node] == [n.op_type for n in port.graph.node]
+    a = [numpy_helper.to_array(t) for t in std.graph.initializer]
+    b = [numpy_helper.to_array(t) for t in port.graph.initializer]
+    assert len(a) == len(b)  # same order; Paddle's deep copies rename float parameters
+    for u, v in zip(a, b, strict=True):
+        assert u.dtype == v.dtype and u.shape == v.shape and u.tobytes() == v.tobytes()
+    x = _batches(9, 1, (5, 1, 8, 8))[0]
+    outs = [_ort_session(exported["paths"][k]).run(None, {"image": x})[0] for k in (0, 3)]
+    assert outs[0].view(np.uint32).tolist() == outs[1].view(np.uint32).tolist()
+    port_layers = [type(s).__name__ for s in exported["conv_port"].sublayers()]
+    assert "QuantDequant" in port_layers and "LinearQuanterDequanter" not in port_layers
 
 
 def test_conv_transpose_is_unsupported(tmp_path):

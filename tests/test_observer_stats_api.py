@@ -519,7 +519,7 @@ _ADAPTER = Path(__file__).resolve().parents[1] / "adapters" / "paddle"
 #: accessor) whose names happen to equal a reference private name: file -> names
 _PADDLE_PRIVATE = {
     "export.py": {"_quanter", "_dequanter", "_scales", "_zero_point", "_quant_axis",
-                  "_bit_length", "_qmax", "_sub_layers"},
+                  "_bit_length", "_qmax", "_sub_layers", "_group_size"},
 }
 
 

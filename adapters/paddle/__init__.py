@@ -14,6 +14,11 @@ refquant's decisions::
     infer = ptq.convert(qmodel)           # QDQ form; paddle.jit.save works with batch -1
     export_onnx(infer, "model.onnx", input_spec)   # ONNX QDQ, checked in ONNX Runtime
 
+QAT models (``QAT(cfg).quantize``) trace with ``paddle.jit.save`` before ``convert``: the
+quanters emit their evaluation-mode computation, frozen (:mod:`.quanters`). ``PTQ(cfg)`` /
+``QAT(cfg)`` keep a snapshot of ``cfg``; ``paddle.nn.quant.Stub(observer)`` is observed by
+its own observer (:mod:`.config`).
+
 Data-parallel calibration: every rank calls ``ptq.sync(qmodel)`` before ``convert``
 (docs/distributed.md).
 

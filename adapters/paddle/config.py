@@ -19,7 +19,13 @@ name config and the last call wins, quirk 54). A configuration whose activation 
 are both ``None`` means "do not quantize this layer" and is inherited like any other.
 
 Factories are any ``paddle.quantization.factory.QuanterFactory`` (this package's observers
-and quanters, Paddle's, PaddleSlim's).
+and quanters, Paddle's, PaddleSlim's); a class passed instead (``AbsmaxObserver`` or a layer
+class such as ``HistObserverLayer``) is a ``TypeError`` naming the factory to call.
+
+``PTQ(config)`` / ``QAT(config)`` keep a :meth:`QuantConfig.snapshot` of the config, as
+Paddle keeps a deep copy: configuring ``config`` afterwards does not change them. A
+``paddle.nn.quant.Stub(observer)`` that the config quantizes is observed by its own
+``observer`` (Paddle's ``QuanterStub``), else by the resolved activation factory.
 
 ``QuantConfig(..., profile="paddleslim")`` reproduces Paddle 3.3.1's ``QuantConfig`` bug for
 bug instead (docs/divergences.md Q54-Q56): ``add_layer_config`` is a name config on
@@ -36,6 +42,8 @@ later gets the adapter's own rules unless it asks for Paddle's.
 
 from __future__ import annotations
 
+import copy
+import sys
 from typing import Any
 
 import paddle
@@ -47,7 +55,7 @@ from . import layers as ql
 from .parallel import PARALLEL_LAYER_MAPPING
 
 __all__ = ["QuantConfig", "SingleLayerConfig", "DEFAULT_QAT_LAYER_MAPPING",
-           "SLIM_QAT_LAYER_MAPPING"]
+           "SLIM_QAT_LAYER_MAPPING", "class_instead_of_factory"]
 
 #: float layer type -> quantized layer type (exact type first, then the nearest base class)
 DEFAULT_QAT_LAYER_MAPPING: dict[type, type] = {
@@ -90,14 +98,42 @@ class SingleLayerConfig:
     __repr__ = __str__
 
 
+#: layer classes whose factory's name is not the layer's name without ``Layer``
+_FACTORY_OF_LAYER = {"PercentHistObserverLayer": "HistObserver"}
+
+
+def _factory_name(cls: type) -> str:
+    """The factory that builds layers of class ``cls`` (``cls`` itself if it is a factory)."""
+    if not issubclass(cls, paddle.nn.Layer):
+        return cls.__name__
+    module = sys.modules.get(cls.__module__)  # loaded: it defines cls
+    for attr in getattr(module, "__all__", ()):
+        if getattr(getattr(module, attr), "_layer", None) is cls:
+            return attr
+    name = cls.__name__
+    return _FACTORY_OF_LAYER.get(name, name[:-len("Layer")] if name.endswith("Layer") else name)
+
+
+def class_instead_of_factory(name: str, cls: type, kind: str = "a factory instance"
+                             ) -> TypeError:
+    """The ``TypeError`` for a class passed as argument ``name`` where a factory *instance*
+    (``kind``) is expected; it names the class and the factory to call instead."""
+    factory = _factory_name(cls)
+    if factory == cls.__name__:
+        return TypeError(f"{name} must be {kind}, got the class {cls.__name__}: "
+                         f"write {factory}() with its arguments")
+    return TypeError(f"{name} must be {kind}, got the layer class {cls.__name__}: "
+                     f"pass its factory {factory}() with its arguments (it builds the "
+                     f"{cls.__name__} of each layer)")
+
+
 def _check_factory(value: Any, name: str) -> Any:
     """``value`` if it is a factory instance (Paddle's ``QuanterFactory`` protocol: a
     ``_instance(layer)`` method) or ``None``; else ``TypeError`` naming ``name``."""
     if value is None:
         return None
     if isinstance(value, type):
-        raise TypeError(f"{name} must be a factory instance, got the class {value.__name__}: "
-                        f"write {value.__name__}() with its arguments")
+        raise class_instead_of_factory(name, value)
     if not callable(getattr(value, "_instance", None)):
         raise TypeError(
             f"{name} must be a quanter/observer factory (paddle.quantization.factory."
@@ -139,6 +175,22 @@ class QuantConfig:
         self._leaves: list[type] = []
         self._resolved: dict[str, SingleLayerConfig | None] = {}
         self._model: Any = None
+
+    def snapshot(self) -> QuantConfig:
+        """An independent copy of the settings, as ``PTQ(config)`` / ``QAT(config)`` keep
+        (Paddle deep-copies the config there): later ``add_*`` calls on either object do not
+        change the other. The configured layer objects and the factories are shared, not
+        copied (a layer config keeps matching the caller's layers)."""
+        out = copy.copy(self)
+        out._by_layer = dict(self._by_layer)
+        out._by_name = dict(self._by_name)
+        out._by_type = dict(self._by_type)
+        out._mapping = dict(self._mapping)
+        out._custom_mapping = dict(self._custom_mapping)
+        out._leaves = list(self._leaves)
+        out._resolved = {}
+        out._model = None
+        return out
 
     @property
     def rules(self) -> ProfileRules:

@@ -8,22 +8,24 @@
   with a ``[in, out]`` ``weight`` and a ``bias`` (custom layers mapped with
   ``add_qat_layer_mapping``).
 * :class:`ObserveWrapper`: an observer on the input of a leaf layer (ReLU, pooling, ...).
-* :class:`QuantDequant`: the converted form. Quantize with Paddle's ``quantize_linear`` kernel
-  (``round_type=0``: ``RNE(fl(qmax * inv(S)) * x)`` clipped to ``[-qmax-1, qmax]``, the
-  exact sequence of :func:`refquant.kernels.paddle.quantize_linear`), dequantize
-  ``fl(fl(q * S) / qmax)`` (:func:`refquant.kernels.paddle.dequantize_linear`). In dygraph
-  both run Paddle's kernels; in a static program (``paddle.jit.save``) quantize runs
-  ``pd_op.quantize_linear`` and dequantize runs the same two float32 operations as
-  elementwise ops, because Paddle 3.3.1's ``pd_op.dequantize_linear`` re-quantizes its input
-  on CPU instead of dequantizing it (measured: ``dequantize_linear(q, S=2)`` of ``q = -95``
-  returns ``-128``). No tensor shape is baked into the program, so a saved model accepts any
-  batch size (Paddle's own ``LinearQuanter`` creates a persistable value of the input's
-  shape, and a ``-1`` batch dimension makes ``jit.save`` fail).
+* the converted forms (:class:`QDQSpec` says which arithmetic each parameter set uses):
+  :func:`standard_qdq` builds Paddle's standard form, a ``LinearQuanterDequanter`` holding
+  a :class:`Quanter` and a :class:`Dequanter` (instances of Paddle's ``LinearQuanter`` /
+  ``LinearDequanter``; ``paddle.jit.save`` writes ``quantize_linear`` +
+  ``dequantize_linear`` op pairs); :class:`QuantDequant` is the portable form, whose saved
+  dequantize is the same two float32 operations as elementwise ops
+  (``fl(fl(q * S) / qmax)``), because Paddle 3.3.1's ``pd_op.dequantize_linear`` re-quantizes
+  its input on CPU instead of dequantizing it (measured: ``dequantize_linear(q, S=2)`` of
+  ``q = -95`` returns ``-128``; docs/adapter.md). Both bake no tensor shape into the program,
+  so a saved model accepts any batch size (Paddle's own ``LinearQuanter`` creates a
+  persistable value of the input's shape, and a ``-1`` batch dimension makes ``jit.save``
+  fail).
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,11 +33,17 @@ import paddle
 from paddle import _C_ops, _legacy_C_ops
 from paddle.framework import in_dynamic_mode
 from paddle.nn import functional as F
-from paddle.nn.quant.format import ConvertibleQuantedLayer, LinearQuanterDequanter
+from paddle.nn.quant.format import (
+    ConvertibleQuantedLayer,
+    LinearDequanter,
+    LinearQuanter,
+    LinearQuanterDequanter,
+)
 from paddle.quantization.base_observer import BaseObserver
 from paddle.quantization.base_quanter import BaseQuanter
 
 from refquant._validation import as_real_array, check_bits, check_flag, to_float_dtype
+from refquant.qparams import QParams
 
 __all__ = [
     "layer_label",
@@ -47,6 +55,11 @@ __all__ = [
     "QuantedConv1D",
     "ObserveWrapper",
     "QuantDequant",
+    "QDQSpec",
+    "qdq_spec",
+    "Quanter",
+    "Dequanter",
+    "standard_qdq",
     "quantize_weight",
     "converted_types",
     "quantization_layers",
@@ -370,6 +383,136 @@ def quantize_weight(w: paddle.Tensor, scale: np.ndarray, axis: int, bits: int) -
         "qmin", qmin, "qmax", qmax)
 
 
+@dataclass(frozen=True)
+class QDQSpec:
+    """Fixed parameters of one converted quant-dequant, and which arithmetic runs them.
+
+    ``kind``:
+
+    * ``"linear"``: symmetric, signed (zero point 0, ``qmax = 2^(b-1) - 1``); ``scale`` is
+      Paddle's threshold ``S`` (shape ``()`` or ``(C,)`` along ``axis``), run by Paddle's
+      ``quantize_linear`` / ``dequantize_linear`` kernels
+      (:func:`refquant.kernels.paddle.quantize_linear`: ``RNE(fl(qmax * inv(S)) * x)``
+      clipped to ``[-qmax - 1, qmax]``; ``fl(fl(q * S) / qmax)``);
+    * ``"group"``: group-wise weights, ``scale`` the thresholds of shape
+      ``[rows / group_size, cols]`` (refquant's and Paddle's ``GroupWiseWeightObserver``);
+      the arithmetic of Paddle 3.3.1's ``LinearQuanter`` / ``LinearDequanter`` for 2-D
+      scales (PaddlePaddle/Paddle ``python/paddle/nn/quant/format.py``):
+      ``q = clip(RNE(fl(fl(x / S_g) * qmax)) + 0, qmin, qmax)``,
+      ``y = fl(fl((q - 0) / qmax) * S_g)`` with ``S_g`` each row's group threshold;
+    * ``"affine"``: a zero point or an unsigned grid; ``scale`` is the step ``s``
+      (``QParams.step``), ``zero_point`` the integer zero point, run as ONNX
+      ``QuantizeLinear`` / ``DequantizeLinear`` (onnx/onnx ``docs/Operators.md``):
+      ``q = clip(RNE(fl(x / s)) + zp, qmin, qmax)``, ``y = fl((q - zp) * s)``
+      (:func:`refquant.kernels.onnx.quantize_linear`). Paddle's ``quantize_linear`` op
+      ignores the zero point and clips to signed bounds, so this kind has no Paddle op.
+
+    ``where`` names the quanter in messages (``"'fc.activation_quanter' (AbsmaxObserverLayer)"``).
+    """
+
+    kind: str
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int
+    bits: int
+    qmin: int
+    qmax: int
+    group_size: int = 0
+    where: str = "<quant-dequant>"
+
+
+def qdq_spec(qp: QParams, where: str = "<quant-dequant>") -> QDQSpec:
+    """The :class:`QDQSpec` that applies ``qp`` (see its ``kind``); ``ValueError`` naming
+    ``where`` for parameters no converted form expresses (group-wise with a zero point,
+    group-wise scales that do not fit ``extra['group_size']``)."""
+    bits = int(qp.bits)
+    signed_max = (1 << (bits - 1)) - 1
+    zp = np.asarray(qp.zero_point)
+    symmetric = not np.any(zp != 0) and qp.qmax == signed_max and \
+        qp.qmin in (-signed_max - 1, -signed_max)
+    scale = np.asarray(qp.scale, np.float32)
+    if scale.ndim == 2:
+        group = int(qp.extra.get("group_size", 0) or 0)
+        if not symmetric or qp.convention != "threshold" or group < 1:
+            raise ValueError(
+                f"cannot convert {where}: group-wise parameters must be symmetric, signed "
+                f"thresholds with extra['group_size'] (got qmin={qp.qmin}, qmax={qp.qmax}, "
+                f"convention={qp.convention!r}, group_size={group})")
+        return QDQSpec("group", scale, np.zeros(scale.shape, np.float32), -1, bits,
+                       -signed_max - 1, signed_max, group, where)
+    axis = -1 if qp.axis is None else int(qp.axis)
+    if scale.ndim == 1 and scale.size == 1 and axis < 0:
+        scale = scale.reshape(())
+    if symmetric:
+        return QDQSpec("linear", np.asarray(qp.threshold, np.float32).reshape(scale.shape),
+                       np.zeros(scale.shape, np.float32), axis, bits, -signed_max - 1,
+                       signed_max, 0, where)
+    step = np.asarray(qp.step, np.float32).reshape(scale.shape)
+    zpf = np.broadcast_to(zp, scale.shape).astype(np.float32)
+    return QDQSpec("affine", step, zpf, axis, bits, int(qp.qmin), int(qp.qmax), 0, where)
+
+
+def _broadcast(v: paddle.Tensor, x: paddle.Tensor, axis: int, group_size: int
+               ) -> paddle.Tensor:
+    """A parameter shaped to broadcast against ``x``: each group's value repeated over its
+    rows (``group_size``), or laid along ``axis``, or as it is (per tensor)."""
+    if group_size:
+        return paddle.repeat_interleave(v, group_size, 0)
+    if axis >= 0 and len(v.shape) == 1:
+        shape = [1] * len(x.shape)
+        shape[axis] = -1
+        return v.reshape(shape)
+    return v
+
+
+def _elementwise_quantize(x: paddle.Tensor, spec: QDQSpec, scale: paddle.Tensor,
+                          zero_point: paddle.Tensor) -> paddle.Tensor:
+    """Quantize half of the ``group`` and ``affine`` kinds (Paddle tensor operations, the
+    same in dygraph and in a static program); see :class:`QDQSpec`."""
+    s = _broadcast(scale, x, spec.axis, spec.group_size)
+    zp = _broadcast(zero_point, x, spec.axis, spec.group_size)
+    if spec.kind == "group":
+        # Paddle's ``x / s * qmax``: a division, then its ``scale`` kernel (x * qmax + 0.0)
+        t = paddle.scale(paddle.divide(x, s), scale=float(spec.qmax), bias=0.0)
+        return paddle.clip(paddle.round(t) + zp, spec.qmin, spec.qmax)
+    return paddle.clip(paddle.round(paddle.divide(x, s)) + zp, spec.qmin, spec.qmax)
+
+
+def _elementwise_dequantize(q: paddle.Tensor, spec: QDQSpec, scale: paddle.Tensor,
+                            zero_point: paddle.Tensor) -> paddle.Tensor:
+    """Dequantize half of the ``group`` and ``affine`` kinds; see :class:`QDQSpec`."""
+    s = _broadcast(scale, q, spec.axis, spec.group_size)
+    zp = _broadcast(zero_point, q, spec.axis, spec.group_size)
+    if spec.kind == "group":
+        # Paddle's ``(q - zp) / qmax * s`` with a true division by qmax: a static program
+        # would otherwise turn ``/ qmax`` into a multiplication by fl(1 / qmax)
+        qmax = paddle.full([], float(spec.qmax), "float32")
+        return paddle.multiply(paddle.divide(paddle.subtract(q, zp), qmax), s)
+    return paddle.multiply(paddle.subtract(q, zp), s)
+
+
+def _check_input(x: Any, owner: str, spec: QDQSpec, scale: paddle.Tensor) -> paddle.Tensor:
+    """``x`` as float32 (the kernels' dtype), checked against the parameters' shape."""
+    if in_dynamic_mode() and not isinstance(x, paddle.Tensor):
+        raise TypeError(f"input of {owner} must be a paddle.Tensor, got {type(x).__name__}")
+    if x.dtype not in (paddle.float16, paddle.bfloat16, paddle.float32, paddle.float64):
+        raise TypeError(f"input of {owner} must be a floating-point tensor, got {x.dtype}")
+    if in_dynamic_mode():
+        shape = [int(d) for d in x.shape]
+        sshape = [int(d) for d in scale.shape]
+        if spec.group_size and (len(shape) != 2 or shape[0] != sshape[0] * spec.group_size
+                                or shape[1] != sshape[1]):
+            raise ValueError(
+                f"input of {owner} has shape {shape}, but its group-wise scales {sshape} "
+                f"with group_size={spec.group_size} fit a [{sshape[0] * spec.group_size}, "
+                f"{sshape[1]}] weight")
+        if not spec.group_size and spec.axis >= 0 and (
+                len(shape) <= spec.axis or shape[spec.axis] != sshape[0]):
+            raise ValueError(f"input of {owner} has shape {shape}, but its {sshape[0]} scales "
+                             f"are along axis {spec.axis}")
+    return x.astype("float32") if x.dtype != paddle.float32 else x
+
+
 class QuantDequant(paddle.nn.Layer):
     """Converted quantize-dequantize (QDQ) with fixed parameters (see the module docstring).
 
@@ -410,6 +553,44 @@ class QuantDequant(paddle.nn.Layer):
         # moving-average state inputs of pd_op.quantize_linear (unused with is_test=True)
         self.register_buffer("_accum", paddle.zeros([1], "float32"))
         self.register_buffer("_state", paddle.zeros([1], "float32"))
+        self._spec = QDQSpec("linear", s, np.zeros(s.shape, np.float32), self._axis,
+                             self._bits, self._qmin, self._qmax)
+
+    @classmethod
+    def from_spec(cls, spec: QDQSpec, quantize: bool = True, dequantize: bool = True
+                  ) -> QuantDequant:
+        """The portable layer of any :class:`QDQSpec` kind: ``"linear"`` as the
+        constructor builds it; ``"group"`` and ``"affine"`` with ``scale`` and
+        ``zero_point`` of the spec's shape, computed by the same Paddle tensor operations in
+        dygraph and in a static program (see :class:`QDQSpec`)."""
+        if not isinstance(spec, QDQSpec):
+            raise TypeError(f"spec must be a QDQSpec, got {type(spec).__name__}")
+        if spec.kind == "linear":
+            out = cls(spec.scale, spec.axis, spec.bits, quantize, dequantize)
+        else:
+            out = cls(1.0, -1, spec.bits, quantize, dequantize)
+        out._adopt(spec)
+        return out
+
+    def _adopt(self, spec: QDQSpec) -> None:
+        """Take ``spec``'s kind and grid; for the ``"group"`` and ``"affine"`` kinds also
+        its ``scale`` and ``zero_point`` (new parameters of the spec's shapes)."""
+        if spec.kind != "linear":
+            attr = paddle.ParamAttr(trainable=False)
+            for name, value in (("scale", spec.scale), ("zero_point", spec.zero_point)):
+                v = np.asarray(value, np.float32)
+                param = self.create_parameter(
+                    list(v.shape), attr=attr, dtype="float32",
+                    default_initializer=paddle.nn.initializer.Assign(v))
+                param.stop_gradient = True
+                setattr(self, name, param)
+            self._axis, self._qmin, self._qmax = spec.axis, spec.qmin, spec.qmax
+        self._spec = spec
+
+    @property
+    def spec(self) -> QDQSpec:
+        """The fixed parameters and the arithmetic kind (:class:`QDQSpec`)."""
+        return self._spec
 
     # -- read-only view of the fixed parameters ------------------------------------------
     @property
@@ -443,8 +624,12 @@ class QuantDequant(paddle.nn.Layer):
         return self._do_dq
 
     def quantize(self, x: paddle.Tensor) -> paddle.Tensor:
-        """Integer codes of ``x`` (float32) by Paddle's ``quantize_linear`` kernel, as the
-        quantize half of ``forward`` computes them (codes stored as float32)."""
+        """Integer codes of ``x`` (float32), as the quantize half of ``forward`` computes
+        them (codes stored as float32): Paddle's ``quantize_linear`` kernel for the
+        ``"linear"`` kind, the :class:`QDQSpec` arithmetic otherwise."""
+        if self._spec.kind != "linear":
+            y = _check_input(x, "QuantDequant", self._spec, self.scale)
+            return _elementwise_quantize(y, self._spec, self.scale, self.zero_point)
         return self._quantize(x)
 
     def extra_repr(self) -> str:
@@ -475,6 +660,13 @@ class QuantDequant(paddle.nn.Layer):
         return (q * s) / paddle.full([], float(self._qmax), "float32")
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if self._spec.kind != "linear":
+            y = _check_input(x, "QuantDequant", self._spec, self.scale)
+            if self._do_q:
+                y = _elementwise_quantize(y, self._spec, self.scale, self.zero_point)
+            if self._do_dq:
+                y = _elementwise_dequantize(y, self._spec, self.scale, self.zero_point)
+            return y.astype(x.dtype) if x.dtype != paddle.float32 else y
         if in_dynamic_mode() and not isinstance(x, paddle.Tensor):
             raise TypeError(f"input of QuantDequant must be a paddle.Tensor, got "
                             f"{type(x).__name__}")
@@ -492,6 +684,123 @@ class QuantDequant(paddle.nn.Layer):
         if self._do_dq:
             y = self._dequantize(y)
         return y.astype(dtype) if dtype != paddle.float32 else y
+
+
+class _StandardPart:
+    """What :class:`Quanter` and :class:`Dequanter` share: refquant's parameters in the
+    attributes of Paddle's ``LinearQuanter`` / ``LinearDequanter`` (``_scales``,
+    ``_zero_point``, ``_quant_axis``, ``_bit_length``, ``_qmin``, ``_qmax``,
+    ``_group_size``), read by tools that inspect Paddle's converted layers."""
+
+    _spec: QDQSpec
+    _scales: paddle.Tensor
+    _zero_point: paddle.Tensor
+
+    def _setup(self, spec: QDQSpec) -> None:
+        if not isinstance(spec, QDQSpec):
+            raise TypeError(f"spec must be a QDQSpec, got {type(spec).__name__}")
+        self._spec = spec
+        self._qmin, self._qmax = spec.qmin, spec.qmax
+        self._group_size = spec.group_size or 128
+        self._scales.stop_gradient = True
+        self._zero_point.stop_gradient = True
+
+    @property
+    def spec(self) -> QDQSpec:
+        """The fixed parameters and the arithmetic kind (:class:`QDQSpec`)."""
+        return self._spec
+
+    def _static_check(self) -> None:
+        if self._spec.kind == "affine" and not in_dynamic_mode():
+            raise ValueError(
+                f"cannot save {self._spec.where} in Paddle's quantize_linear / "
+                f"dequantize_linear form: its zero point / unsigned grid (qmin="
+                f"{self._spec.qmin}, qmax={self._spec.qmax}) is ignored by those ops "
+                "(they clip to signed bounds and drop the zero point). Convert with "
+                "format='portable' to save this model")
+
+
+class Quanter(_StandardPart, LinearQuanter):
+    """Quantize half of Paddle's standard converted form (an instance of Paddle's
+    ``paddle.nn.quant.format.LinearQuanter``) with refquant's parameters (:class:`QDQSpec`).
+
+    ``"linear"`` kind: Paddle's ``quantize_linear`` kernel, in dygraph (legacy op, as
+    Paddle's ``LinearQuanter``) and as ``pd_op.quantize_linear`` in a static program (unlike
+    Paddle's ``LinearQuanter``, no persistable value of the input's shape is created, so a
+    saved model accepts any batch size). ``"group"``: Paddle's ``LinearQuanter`` arithmetic
+    for 2-D scales. ``"affine"``: ONNX ``QuantizeLinear`` arithmetic in dygraph; saving it
+    with ``paddle.jit.save`` raises ``ValueError`` naming the layer (no Paddle op honours a
+    zero point).
+    """
+
+    def __init__(self, spec: QDQSpec) -> None:
+        if not isinstance(spec, QDQSpec):
+            raise TypeError(f"spec must be a QDQSpec, got {type(spec).__name__}")
+        LinearQuanter.__init__(self, spec.scale, zero_point=spec.zero_point,
+                               quant_axis=spec.axis, bit_length=spec.bits,
+                               group_size=spec.group_size or 128)
+        self._setup(spec)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        spec = self._spec
+        y = _check_input(x, "Quanter", spec, self._scales)
+        if spec.kind != "linear":
+            self._static_check()
+            q = _elementwise_quantize(y, spec, self._scales, self._zero_point)
+        elif in_dynamic_mode():
+            q = _legacy_C_ops.quantize_linear(  # type: ignore[attr-defined]
+                y, self._scales, self._zero_point, "quant_axis", spec.axis, "bit_length",
+                spec.bits, "qmin", spec.qmin, "qmax", spec.qmax)
+        else:
+            out = _C_ops.quantize_linear(y, self._scales, self._zero_point, self.in_accum,
+                                         self.in_state, spec.axis, spec.bits, spec.qmin,
+                                         spec.qmax, 0, True, False)
+            q = out[0] if isinstance(out, (list, tuple)) else out
+        return q.astype(x.dtype) if x.dtype != paddle.float32 else q
+
+
+class Dequanter(_StandardPart, LinearDequanter):
+    """Dequantize half of Paddle's standard converted form (an instance of Paddle's
+    ``paddle.nn.quant.format.LinearDequanter``); see :class:`Quanter`.
+
+    ``"linear"`` kind: Paddle's ``dequantize_linear`` kernel in dygraph
+    (``fl(fl(q * S) / qmax)``) and ``pd_op.dequantize_linear`` in a static program --
+    which Paddle 3.3.1 runs *wrongly* on CPU (it re-quantizes its input; docs/adapter.md
+    has the reproduction), exactly as it runs Paddle's own converted models.
+    """
+
+    def __init__(self, spec: QDQSpec) -> None:
+        if not isinstance(spec, QDQSpec):
+            raise TypeError(f"spec must be a QDQSpec, got {type(spec).__name__}")
+        LinearDequanter.__init__(self, spec.scale, zero_point=spec.zero_point,
+                                 quant_axis=spec.axis, bit_length=spec.bits,
+                                 group_size=spec.group_size or 128)
+        self._setup(spec)
+
+    def forward(self, q: paddle.Tensor) -> paddle.Tensor:
+        spec = self._spec
+        y = _check_input(q, "Dequanter", spec, self._scales)
+        if spec.kind != "linear":
+            self._static_check()
+            out = _elementwise_dequantize(y, spec, self._scales, self._zero_point)
+        elif in_dynamic_mode():
+            out = _legacy_C_ops.dequantize_linear(  # type: ignore[attr-defined]
+                y, self._scales, self._zero_point, "quant_axis", spec.axis, "bit_length",
+                spec.bits, "qmin", spec.qmin, "qmax", spec.qmax)
+        else:
+            res = _C_ops.dequantize_linear(y, self._scales, self._zero_point, self.in_accum,
+                                           self.in_state, spec.axis, spec.bits, spec.qmin,
+                                           spec.qmax, 0, True, False)
+            out = res[0] if isinstance(res, (list, tuple)) else res
+        return out.astype(q.dtype) if q.dtype != paddle.float32 else out
+
+
+def standard_qdq(spec: QDQSpec, quantize: bool = True) -> LinearQuanterDequanter:
+    """Paddle's ``LinearQuanterDequanter`` holding a :class:`Quanter` (``None`` when
+    ``quantize`` is False: a weight already stored as integer codes, as Paddle's
+    ``ConvertibleQuantedLayer._convert`` leaves it) and a :class:`Dequanter`."""
+    return LinearQuanterDequanter(Quanter(spec) if check_flag(quantize, "quantize") else None,
+                                  Dequanter(spec))
 
 
 def converted_types() -> tuple[type, ...]:

@@ -128,6 +128,7 @@ __all__ = [
     "AbsMaxChannelWiseWeightObserverLayer",
     "MSEChannelWiseWeightObserverLayer",
     "GroupWiseWeightObserverLayer",
+    "PercentHistObserverLayer",
     "RefquantObserverLayer",
     "NotCalibratedError",
 ]
@@ -788,3 +789,12 @@ MSEChannelWiseWeightObserver = _factory(
 GroupWiseWeightObserver = _factory(
     "GroupWiseWeightObserver", GroupWiseWeightObserverLayer,
     "GroupWiseWeightObserver(quant_bits=8, group_size=128, *, profile='canonical').")
+
+#: PaddleSlim 2.6.0's name of the layer ``HistObserver`` builds
+#: (``paddleslim/quant/observers/hist.py``): ``isinstance(layer, PercentHistObserverLayer)``
+#: finds the percentile observers as it does on PaddleSlim.
+PercentHistObserverLayer = HistObserverLayer
+#: The factory of :data:`PercentHistObserverLayer`: another name of :class:`HistObserver`
+#: (PaddleSlim 2.6.0 itself exports the factory as ``HistObserver`` only, so this alias is
+#: importable but not in ``__all__``, where each factory ``X`` builds ``XLayer``).
+PercentHistObserver = HistObserver

@@ -14,7 +14,12 @@ kernels, with the parameters the reference kernels reproduce bit for bit:
   ``quant_axis=``; the kernel accepts axis 0 or 1 only. ``paddleslim`` runs the op through
   ``paddle._legacy_C_ops`` as PaddleSlim does (flush-to-zero floating-point mode), canonical
   through ``paddle._C_ops``.
-* :class:`PACTQuanter` -- ``paddleslim``: PaddleSlim's clip ``x - relu(x - a) + relu(-a - x)``
+* :class:`PACTQuanter` -- the inner ``quanter`` is a factory of this module, or Paddle's /
+  PaddleSlim's factory of the same name (``paddle.quantization.quanters.
+  FakeQuanterWithAbsMaxObserver``, ``paddleslim.quant.quanters.ActLSQplusQuanter``, ...),
+  rebuilt as this module's with the same arguments and PACT's profile; a class (a factory
+  class or its layer class, as PaddleSlim's test_quanters.py passes) is a ``TypeError``
+  naming the factory to pass. ``paddleslim``: PaddleSlim's clip ``x - relu(x - a) + relu(-a - x)``
   with Paddle's autograd (so ``d alpha`` is Paddle's own reduction), then the inner quanter;
   ``canonical``: the exact clip to ``[0, a]`` (``[-a, a]`` with ``signed=True``) with the
   reference's gradients (``dx`` = upstream gradient strictly inside, 0 outside; ``d alpha`` =
@@ -32,6 +37,21 @@ kernels, with the parameters the reference kernels reproduce bit for bit:
   to even, gradient scale ``1 / sqrt(numel_per_scale * Qp)``, gradient sums in float64 rounded
   once (a ``PyLayer``), statistics updated only in training mode. The fake quantization here
   is elementwise Paddle ops (there is no Paddle kernel for LSQ).
+
+Tracing (``paddle.jit.save`` / ``paddle.jit.to_static`` before ``convert``): while Paddle
+builds a static program, every layer emits its evaluation-mode forward on its current
+parameters -- the abs-max quanter Paddle's own op with ``is_test=True`` (the op Paddle's
+``FakeQuanterWithAbsMaxObserver`` emits), the channel-wise quanter its op on the weight, PACT
+and LSQ+ the same elementwise operations their dygraph forward runs, without the autograd
+functions (``PyLayer``) that only shape the gradients. A loaded program therefore computes the
+dygraph evaluation-mode output bit for bit (tests/test_paddle_compat.py), with the statistics
+frozen: a program never updates moving averages or LSQ+ initialisation, whatever the layer's
+``training`` flag. What needs the data cannot be checked while tracing (NaN/Inf input, PACT's
+``alpha > 0``); the dtype is. The ``paddleslim`` channel-wise quanter runs the PIR op in a
+program, not the legacy op it runs in dygraph (where the floating-point mode is FTZ/DAZ); the
+two agreed on the subnormal weights tried, but that case is not covered by a test. An LSQ+
+layer that has not run a training forward has no step size to trace (``ValueError`` naming
+the layer).
 
 Profiles: every layer wraps its reference quanter (``layer.reference``) and reads that quanter's
 rules (:class:`refquant.profiles.ProfileRules`) for each decision the two share -- the
@@ -71,6 +91,7 @@ from refquant.quanters import PACTQuanter as _RefPACT
 from refquant.quanters import WeightLSQplusQuanter as _RefWeightLSQ
 
 from . import _device as dev
+from .config import class_instead_of_factory
 from .layers import check_signature, layer_label, weight_axis
 
 __all__ = [
@@ -95,6 +116,28 @@ def _check_input(x: Any, who: str) -> None:
                         f"got {x.dtype}")
     if x.size == 0:  # Paddle's abs-max kernels crash the process on an empty tensor
         raise ValueError(f"input of {who} must not be empty, got shape {list(x.shape)}")
+
+
+def _tracing() -> bool:
+    """``True`` while ``paddle.jit.to_static`` / ``paddle.jit.save`` builds a program: the
+    input is a static ``Value`` (no data), so the layer emits its frozen computation."""
+    return not paddle.in_dynamic_mode()
+
+
+def _check_traced_input(x: Any, who: str) -> None:
+    """What can be checked of a static ``Value`` (its dtype; the data does not exist yet)."""
+    if x.dtype != paddle.float32:
+        raise TypeError(f"input of {who} must be float32 (Paddle's fake-quant kernels), "
+                        f"got {x.dtype}")
+
+
+def _run(fn: Any, value: Any, *args: Any) -> paddle.Tensor:
+    """``fn.apply(*args)`` (a ``PyLayer``: custom gradients) in dygraph; while tracing,
+    ``value(*args)``: the same forward operations that ``fn.forward`` runs, without the
+    autograd function, so the program computes the dygraph forward's numbers."""
+    if _tracing():
+        return value(*args)
+    return fn.apply(*args)
 
 
 def _check_finite(x: paddle.Tensor, who: str) -> None:
@@ -143,6 +186,8 @@ class FakeQuanterWithAbsMaxObserverLayer(_RefquantQuanterLayer):
         self.register_buffer("_accum", paddle.full([1], init, "float32"))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if _tracing():
+            return self._traced(x)
         _check_input(x, self._who)
         _check_finite_for(self._ref.rules, x, self._who)
         out, scale, state, accum = _C_ops.fake_quantize_dequantize_moving_average_abs_max(
@@ -153,6 +198,16 @@ class FakeQuanterWithAbsMaxObserverLayer(_RefquantQuanterLayer):
                 paddle.assign(scale, self._scale)
                 paddle.assign(state, self._state)
                 paddle.assign(accum, self._accum)
+        return out
+
+    def _traced(self, x: Any) -> Any:
+        """The evaluation-mode kernel (``is_test=True``) on the current scale: the op Paddle's
+        own quanter emits, with the moving-average state frozen."""
+        _check_traced_input(x, self._who)
+        # no state in evaluation mode (None, as Paddle's own quanter passes)
+        out, _, _, _ = _C_ops.fake_quantize_dequantize_moving_average_abs_max(
+            x, self._scale, None, None,  # type: ignore[arg-type]
+            self._rate, self._bits, True, 1)
         return out
 
     def _sync(self) -> Any:
@@ -202,6 +257,11 @@ class FakeQuanterChannelWiseAbsMaxObserverLayer(_RefquantQuanterLayer):
         self.register_buffer("_scales", paddle.zeros([0], "float32"))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if _tracing():
+            _check_traced_input(x, self._who)
+            out, _ = _C_ops.fake_channel_wise_quantize_dequantize_abs_max(
+                x, self._bits, 1, self._axis)
+            return out
         _check_input(x, self._who)
         if x.ndim <= self._axis:
             raise ValueError(f"input of {self._who} has shape {list(x.shape)}: it has no axis "
@@ -238,15 +298,21 @@ class FakeQuanterChannelWiseAbsMaxObserverLayer(_RefquantQuanterLayer):
         return self._bits
 
 
+def _clip_value(x: paddle.Tensor, alpha: paddle.Tensor, signed: bool) -> paddle.Tensor:
+    """Clip to ``[-a, a]`` (``signed``) or ``[0, a]``: ``min(max(x, lo), a)``."""
+    lo = -alpha if signed else paddle.zeros_like(alpha)
+    return paddle.minimum(paddle.maximum(x, lo), alpha)
+
+
 class _CanonicalClip(PyLayer):
     """Exact clip to ``[lo, a]`` with the reference PACT gradients (float64 ``d alpha``)."""
 
     @staticmethod
     def forward(ctx: Any, x: paddle.Tensor, alpha: paddle.Tensor, signed: bool) -> paddle.Tensor:
-        lo = -alpha if signed else paddle.zeros_like(alpha)
         ctx.save_for_backward(x, alpha)
         ctx.signed = signed
-        return paddle.minimum(paddle.maximum(x, lo), alpha)
+        ctx.needs = _needs(x, alpha)
+        return _clip_value(x, alpha, signed)
 
     @staticmethod
     def backward(ctx: Any, dy: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
@@ -260,7 +326,16 @@ class _CanonicalClip(PyLayer):
         total = paddle.where(upper, d64, paddle.zeros_like(d64)).sum()
         if ctx.signed:
             total = total - paddle.where(lower, d64, paddle.zeros_like(d64)).sum()
-        return dx, total.astype("float32").reshape(alpha.shape)
+        return _masked((dx, total.astype("float32").reshape(alpha.shape)), ctx.needs)
+
+
+def _paper_pact_value(x: paddle.Tensor, alpha: paddle.Tensor, signed: bool, qmax: int
+                      ) -> paddle.Tensor:
+    """PACT's paper quantizer: ``round(clip(x) * qmax / a) * a / qmax``."""
+    xc = _clip_value(x, alpha, signed)
+    qm = paddle.full([], float(qmax), "float32")
+    q = paddle.round((xc * qm) / alpha)  # paddle.round: half to even (3.3.1)
+    return (q * alpha) / qm
 
 
 class _CanonicalPaperPACT(PyLayer):
@@ -269,13 +344,10 @@ class _CanonicalPaperPACT(PyLayer):
     @staticmethod
     def forward(ctx: Any, x: paddle.Tensor, alpha: paddle.Tensor, signed: bool,
                 qmax: int) -> paddle.Tensor:
-        lo = -alpha if signed else paddle.zeros_like(alpha)
         ctx.save_for_backward(x, alpha)
         ctx.signed = signed
-        xc = paddle.minimum(paddle.maximum(x, lo), alpha)
-        qm = paddle.full([], float(qmax), "float32")
-        q = paddle.round((xc * qm) / alpha)  # paddle.round: half to even (3.3.1)
-        return (q * alpha) / qm
+        ctx.needs = _needs(x, alpha)
+        return _paper_pact_value(x, alpha, signed, qmax)
 
     @staticmethod
     def backward(ctx: Any, dy: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
@@ -291,15 +363,9 @@ class PACTQuanterLayer(_RefquantQuanterLayer):
                  signed: bool = False, quant_bits: int = 8) -> None:
         super().__init__()
         self._who = f"{type(self).__name__} of {layer_label(layer)}"
-        if quanter is not None and (isinstance(quanter, type)
-                                    or not callable(getattr(quanter, "_instance", None))):
-            raise TypeError("quanter must be a refquant.adapters.paddle.quanters factory "
-                            f"instance or None, got {quanter!r}")
+        quanter = _inner_factory(quanter, profile)
         self.quanter = None if quanter is None else quanter._instance(layer)
         inner_ref = getattr(self.quanter, "_ref", None)
-        if self.quanter is not None and inner_ref is None:
-            raise TypeError("quanter must be a refquant.adapters.paddle.quanters factory, got "
-                            f"{type(quanter).__name__}")
         self._ref = _RefPACT(inner_ref, init_value, learning_rate, dtype, name,
                              profile=profile, signed=signed, quant_bits=quant_bits)
         self._ops = _PACTOps(profile=self._ref.rules)
@@ -311,6 +377,9 @@ class PACTQuanterLayer(_RefquantQuanterLayer):
         self._qbits = int(quant_bits)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if _tracing():
+            _check_traced_input(x, self._who)
+            return self._ops.forward(self, x)
         _check_input(x, self._who)
         _check_finite_for(self._ref.rules, x, self._who)
         return self._ops.forward(self, x)
@@ -360,14 +429,14 @@ class _CanonicalPACTOps(_PACTOps, profile=CANONICAL):
         """The exact clip with the reference's gradients, then the inner quanter or the
         paper's quantizer."""
         alpha = layer.alpha
-        if not float(alpha) > 0:
+        if not _tracing() and not float(alpha) > 0:
             raise ValueError(f"alpha of {layer._who} must be > 0 for profile={self.profile!r}, "
                              f"got {float(alpha)!r}")
         if layer.quanter is None:
             bits = layer._qbits
             qmax = 2 ** (bits - 1) - 1 if layer._signed else 2**bits - 1
-            return _CanonicalPaperPACT.apply(x, alpha, layer._signed, qmax)
-        return layer.quanter(_CanonicalClip.apply(x, alpha, layer._signed))
+            return _run(_CanonicalPaperPACT, _paper_pact_value, x, alpha, layer._signed, qmax)
+        return layer.quanter(_run(_CanonicalClip, _clip_value, x, alpha, layer._signed))
 
 
 # ---------------------------------------------------------------------------------------
@@ -397,6 +466,18 @@ def _slim_alpha_terms(v: paddle.Tensor, grad: paddle.Tensor, g: paddle.Tensor, q
     return t * grad * g, lower + upper, middle
 
 
+def _slim_lsq_value(w: paddle.Tensor, alpha: paddle.Tensor, g: Any, qn: int, qp: int,
+                    per_channel: bool, axis: int) -> paddle.Tensor:
+    """PaddleSlim ``LsqFunc`` forward: ``clip(round(w / a), Qn, Qp) * a`` (``round`` half
+    away from zero; per channel on ``reshape(shape[axis], -1)``)."""
+    if per_channel:
+        rows = w.reshape([w.shape[axis], -1])
+        a = alpha.reshape([-1, 1])
+        q = _slim_round(rows / a).clip(qn, qp)
+        return (q * a).reshape(w.shape)
+    return _slim_round(w / alpha).clip(qn, qp) * alpha
+
+
 class _SlimLsq(PyLayer):
     """PaddleSlim's ``LsqFunc`` (per tensor, or per row of ``reshape(shape[axis], -1)``)."""
 
@@ -406,12 +487,7 @@ class _SlimLsq(PyLayer):
         ctx.save_for_backward(w, alpha, g)
         ctx.other = (qn, qp, per_channel, axis)
         ctx.needs = _needs(w, alpha, g)
-        if per_channel:
-            rows = w.reshape([w.shape[axis], -1])
-            a = alpha.reshape([-1, 1])
-            q = _slim_round(rows / a).clip(qn, qp)
-            return (q * a).reshape(w.shape)
-        return _slim_round(w / alpha).clip(qn, qp) * alpha
+        return _slim_lsq_value(w, alpha, g, qn, qp, per_channel, axis)
 
     @staticmethod
     def backward(ctx: Any, grad: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
@@ -429,6 +505,12 @@ class _SlimLsq(PyLayer):
         return _masked((middle * grad, d_alpha, None), ctx.needs)
 
 
+def _slim_lsq_plus_value(x: paddle.Tensor, alpha: paddle.Tensor, beta: paddle.Tensor, g: Any,
+                         qn: int, qp: int) -> paddle.Tensor:
+    """PaddleSlim ``LsqPlusActFunc`` forward: ``clip(round((x - b) / a), Qn, Qp) * a + b``."""
+    return _slim_round((x - beta) / alpha).clip(qn, qp) * alpha + beta
+
+
 class _SlimLsqPlus(PyLayer):
     """PaddleSlim's ``LsqPlusActFunc``: ``round((x - b) / a).clip() * a + b``."""
 
@@ -438,7 +520,7 @@ class _SlimLsqPlus(PyLayer):
         ctx.save_for_backward(x, alpha, beta, g)
         ctx.other = (qn, qp)
         ctx.needs = _needs(x, alpha, beta, g)
-        return _slim_round((x - beta) / alpha).clip(qn, qp) * alpha + beta
+        return _slim_lsq_plus_value(x, alpha, beta, g, qn, qp)
 
     @staticmethod
     def backward(ctx: Any, grad: paddle.Tensor) -> tuple[paddle.Tensor, ...]:
@@ -447,6 +529,12 @@ class _SlimLsqPlus(PyLayer):
         t, outside, middle = _slim_alpha_terms((x - beta) / alpha, grad, g, qn, qp)
         d_beta = (outside * grad * g).sum().reshape(beta.shape)
         return _masked((middle * grad, t.sum().reshape(alpha.shape), d_beta, None), ctx.needs)
+
+
+def _canonical_lsq_value(x: paddle.Tensor, s: paddle.Tensor, b: paddle.Tensor, qn: int, qp: int,
+                         gscale: float, axes: Any) -> paddle.Tensor:
+    """Canonical LSQ+ forward: ``clip(rint((x - b) / s), Qn, Qp) * s + b`` (half to even)."""
+    return paddle.round((x - b) / s).clip(qn, qp) * s + b
 
 
 class _CanonicalLsq(PyLayer):
@@ -463,8 +551,7 @@ class _CanonicalLsq(PyLayer):
         ctx.save_for_backward(x, s, b)
         ctx.other = (qn, qp, gscale, axes)
         ctx.needs = _needs(x, s, b)
-        v = (x - b) / s
-        return paddle.round(v).clip(qn, qp) * s + b
+        return _canonical_lsq_value(x, s, b, qn, qp, gscale, axes)
 
     @staticmethod
     def backward(ctx: Any, grad: paddle.Tensor) -> tuple[paddle.Tensor, ...]:
@@ -501,6 +588,14 @@ class _LSQLayer(_RefquantQuanterLayer):
         if self._init_state >= self._ref.batch_init:
             return False
         return self.training or self._ref.rules.updates_state_in_eval
+
+    def _traced(self, x: Any) -> Any:
+        """The fake quantization on the current step (and offset), statistics frozen."""
+        _check_traced_input(x, self._who)
+        if self._g is None:
+            raise ValueError(f"{self._who}: cannot be traced before a training forward has "
+                             "initialised its step size")
+        return self._ops.quantize(self, x)
 
     def _set(self, param: paddle.Tensor, value: paddle.Tensor) -> None:
         with paddle.no_grad():
@@ -568,6 +663,8 @@ class WeightLSQplusQuanterLayer(_LSQLayer):
         return self._axis
 
     def forward(self, w: paddle.Tensor) -> paddle.Tensor:
+        if _tracing():
+            return self._traced(w)
         _check_input(w, self._who)
         _check_finite_for(self._ref.rules, w, self._who)
         if self._updates():
@@ -626,8 +723,8 @@ class _SlimWeightLSQOps(_WeightLSQOps, profile=PADDLESLIM):
 
     def quantize(self, layer: WeightLSQplusQuanterLayer, w: paddle.Tensor) -> paddle.Tensor:
         ref = layer.reference
-        return _SlimLsq.apply(w, layer.scale, layer._g, ref.qmin, ref.qmax, ref.per_channel,
-                              layer.weight_axis)
+        return _run(_SlimLsq, _slim_lsq_value, w, layer.scale, layer._g, ref.qmin, ref.qmax,
+                    ref.per_channel, layer.weight_axis)
 
     def zero_points(self, layer: WeightLSQplusQuanterLayer) -> Any:
         return 0
@@ -671,8 +768,8 @@ class _CanonicalWeightLSQOps(_WeightLSQOps, profile=CANONICAL):
         else:
             s, axes = layer.scale, None
         zero = paddle.zeros([], "float32")
-        return _CanonicalLsq.apply(w, s, zero, ref.qmin, ref.qmax, float(np.float32(
-            layer._gscale)), axes)
+        return _run(_CanonicalLsq, _canonical_lsq_value, w, s, zero, ref.qmin, ref.qmax,
+                    float(np.float32(layer._gscale)), axes)
 
     def zero_points(self, layer: WeightLSQplusQuanterLayer) -> Any:
         return paddle.zeros(layer.scale.shape)
@@ -710,6 +807,8 @@ class ActLSQplusQuanterLayer(_LSQLayer):
         self._init_state += 1
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if _tracing():
+            return self._traced(x)
         _check_input(x, self._who)
         _check_finite_for(self._ref.rules, x, self._who)
         if self._updates():
@@ -771,8 +870,10 @@ class _SlimActLSQOps(_ActLSQOps, profile=PADDLESLIM):
     def quantize(self, layer: ActLSQplusQuanterLayer, x: paddle.Tensor) -> paddle.Tensor:
         ref = layer.reference
         if ref.symmetric:
-            return _SlimLsq.apply(x, layer.scale, layer._g, ref.qmin, ref.qmax, False, 0)
-        return _SlimLsqPlus.apply(x, layer.scale, layer.beta, layer._g, ref.qmin, ref.qmax)
+            return _run(_SlimLsq, _slim_lsq_value, x, layer.scale, layer._g, ref.qmin,
+                        ref.qmax, False, 0)
+        return _run(_SlimLsqPlus, _slim_lsq_plus_value, x, layer.scale, layer.beta, layer._g,
+                    ref.qmin, ref.qmax)
 
     def zero_points(self, layer: ActLSQplusQuanterLayer) -> Any:
         layer.qparams()  # brings the reference up to date
@@ -800,11 +901,31 @@ class _CanonicalActLSQOps(_ActLSQOps, profile=CANONICAL):
 
     def quantize(self, layer: ActLSQplusQuanterLayer, x: paddle.Tensor) -> paddle.Tensor:
         ref = layer.reference
-        return _CanonicalLsq.apply(x, layer.scale, layer.beta, ref.qmin, ref.qmax,
-                                   float(np.float32(layer._gscale)), None)
+        return _run(_CanonicalLsq, _canonical_lsq_value, x, layer.scale, layer.beta, ref.qmin,
+                    ref.qmax, float(np.float32(layer._gscale)), None)
 
     def zero_points(self, layer: ActLSQplusQuanterLayer) -> Any:
         return paddle.to_tensor(np.asarray(layer.qparams().zero_point, np.float32))
+
+
+def _inner_factory(quanter: Any, profile: Profile | ProfileRules) -> _Factory | None:
+    """PACT's inner quanter factory: one of this module's, or Paddle's / PaddleSlim's factory
+    of the same name (``paddle.quantization.quanters.FakeQuanterWithAbsMaxObserver``,
+    ``paddleslim.quant.quanters.ActLSQplusQuanter``, ...) rebuilt as this module's with the
+    same arguments and PACT's profile."""
+    if quanter is None:
+        return None
+    if isinstance(quanter, type):
+        raise class_instead_of_factory("quanter", quanter, _INNER_KIND)
+    if isinstance(quanter, _Factory):
+        return quanter
+    cls = type(quanter)
+    same = _FOREIGN_INNER.get(cls.__name__)
+    if same is not None and cls.__module__.startswith(("paddle.quantization.",
+                                                        "paddleslim.quant.")):
+        return same(*quanter.args, **quanter.kwargs, profile=profile)
+    raise TypeError(f"quanter must be {_INNER_KIND} or None, got {cls.__module__}."
+                    f"{cls.__name__} ({quanter!r})")
 
 
 class _Factory(QuanterFactory):
@@ -853,3 +974,13 @@ class ActLSQplusQuanter(_Factory):
     batch_init=20, ..., *, profile=...)."""
 
     _layer = ActLSQplusQuanterLayer
+
+
+#: PACT's inner quanters: Paddle's / PaddleSlim's factories by name -> this module's
+_INNER_KIND = ("a refquant.adapters.paddle.quanters factory instance (or Paddle's / "
+               "PaddleSlim's FakeQuanterWithAbsMaxObserver, FakeQuanterChannelWiseAbsMaxObserver,"
+               " WeightLSQplusQuanter, ActLSQplusQuanter)")
+_FOREIGN_INNER: dict[str, type[_Factory]] = {
+    f.__name__: f for f in (FakeQuanterWithAbsMaxObserver, FakeQuanterChannelWiseAbsMaxObserver,
+                            WeightLSQplusQuanter, ActLSQplusQuanter)
+}

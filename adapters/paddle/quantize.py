@@ -22,13 +22,19 @@ layer whose weight does not fit the quantized layer it maps to (e.g. a custom la
 3-D weight mapped to ``QuantedLinear``) raises a ``ValueError`` naming the layer and the
 weight shape; with ``inplace=True`` the caller's model is then left as it was.
 
-``convert(model, inplace=False, remain_weight=False)`` replaces every observer/quanter by a
-:class:`~refquant.adapters.paddle.layers.QuantDequant` with the parameters it decided; the
-weights are stored as integer codes (Paddle's ``quantize_linear`` kernel) followed by a
-dequantize, or left in float with a full QDQ when ``remain_weight``. An observer that saw no
-data raises :class:`~refquant.adapters.paddle.observers.NotCalibratedError` naming the
-layer. The result runs in dygraph and survives ``paddle.jit.save`` / ``paddle.jit.load``
-with a dynamic batch dimension.
+``convert(model, inplace=False, remain_weight=False, format="paddle")`` replaces every
+observer/quanter by a quant-dequant with the parameters it decided: by default Paddle's
+standard form (``LinearQuanterDequanter`` holding the adapter's ``Quanter`` /
+``Dequanter``, instances of Paddle's ``LinearQuanter`` / ``LinearDequanter``; saved as
+``quantize_linear`` + ``dequantize_linear`` op pairs), or with ``format="portable"``
+:class:`~refquant.adapters.paddle.layers.QuantDequant` (dequantize saved as a multiply and
+a divide, which Paddle's CPU executor runs correctly). The weights are stored as integer
+codes followed by a dequantize, or left in float with a full QDQ when ``remain_weight``.
+Group-wise weights and (canonical profile) asymmetric / unsigned parameters convert too
+(``layers.QDQSpec``). An observer that saw no data raises
+:class:`~refquant.adapters.paddle.observers.NotCalibratedError` naming the layer. The result
+runs in dygraph and survives ``paddle.jit.save`` with a dynamic batch dimension (see
+docs/adapter.md for Paddle 3.3.1's CPU ``dequantize_linear`` bug in the static program).
 
 ``convert`` of a model that is already converted (wholly or in part) leaves the converted
 layers as they are, like Paddle's ``PTQ.convert``: converting twice gives the same model.
@@ -50,14 +56,17 @@ import paddle
 from paddle.nn.quant.format import ConvertibleQuantedLayer
 from paddle.quantization.base_quanter import BaseQuanter
 
-from .config import QuantConfig
+from .config import QuantConfig, class_instead_of_factory
 from .layers import (
     ObserveWrapper,
+    QDQSpec,
     QuantDequant,
+    Quanter,
     converted_types,
     layer_label,
+    qdq_spec,
     quantization_layers,
-    quantize_weight,
+    standard_qdq,
 )
 from .observers import NotCalibratedError
 
@@ -101,7 +110,7 @@ class _Quantization:
                 f"config must be a refquant.adapters.paddle.QuantConfig, got "
                 f"{type(config).__name__}"
             )
-        self._config = config
+        self._config = config.snapshot()  # later add_* calls do not change this (Paddle)
 
     # -- quantize -----------------------------------------------------------------------
     def _prepare(self, model: Any, inplace: bool) -> Any:
@@ -127,6 +136,14 @@ class _Quantization:
                 if conf.rules.paddle_api_quirks and hasattr(new, "observe_weight_once"):
                     new.observe_weight_once = False  # Paddle observes weights every forward
                 return new
+        if isinstance(layer, paddle.nn.quant.Stub):
+            # Paddle's QuanterStub: the stub's own observer, else the config's activation
+            own = getattr(layer, "_observer", None)
+            if isinstance(own, type):
+                raise class_instead_of_factory(f"the observer of Stub {path or '<root>'!r}", own)
+            factory = own if (cfg is not None and own is not None) else (
+                None if cfg is None else cfg.activation)
+            return layer if factory is None else ObserveWrapper(factory._instance(layer), layer)
         if conf.is_leaf(layer):
             if cfg is not None and cfg.activation is not None:
                 return ObserveWrapper(cfg.activation._instance(layer), layer)
@@ -138,8 +155,19 @@ class _Quantization:
         return layer
 
     # -- convert ------------------------------------------------------------------------
-    def convert(self, model: Any, inplace: bool = False, remain_weight: bool = False) -> Any:
+    def convert(self, model: Any, inplace: bool = False, remain_weight: bool = False,
+                format: str = "paddle") -> Any:
         """QDQ form of a calibrated/trained model (see the module docstring).
+
+        ``format``: ``"paddle"`` (default) Paddle's standard form, ``LinearQuanterDequanter``
+        layers holding :class:`~refquant.adapters.paddle.layers.Quanter` /
+        :class:`~refquant.adapters.paddle.layers.Dequanter` (instances of Paddle's
+        ``LinearQuanter`` / ``LinearDequanter``), saved by ``paddle.jit.save`` as
+        ``quantize_linear`` + ``dequantize_linear`` op pairs; ``"portable"``
+        :class:`~refquant.adapters.paddle.layers.QuantDequant` layers whose saved dequantize
+        is a multiply and a divide (correct under Paddle 3.3.1's CPU executor, whose
+        ``dequantize_linear`` re-quantizes; docs/adapter.md says which consumer needs
+        which). Both compute the same numbers in dygraph.
 
         Already converted layers are left as they are (converting twice is a no-op); a model
         without any observer, quanter or quant-dequant layer raises ``ValueError``.
@@ -147,6 +175,7 @@ class _Quantization:
         _check_model(model)
         inplace = _check_flag(inplace, "inplace")
         remain_weight = _check_flag(remain_weight, "remain_weight")
+        build = _check_format(format)
         if not quantization_layers(model):
             raise ValueError(
                 "model holds no observer, quanter or quant-dequant layer, so there is nothing "
@@ -156,7 +185,7 @@ class _Quantization:
         out = model if inplace else copy.deepcopy(model)
         slim = self._config.rules.paddle_api_quirks
         edits: list[Callable[[], object]] = []
-        root = _plan_convert(out, "", remain_weight, slim, edits)  # every decision first
+        root = _plan_convert(out, "", remain_weight, slim, edits, build)  # decisions first
         for edit in edits:
             edit()
         return root
@@ -169,49 +198,66 @@ def _describe(path: str, quanter: Any) -> str:
     return f"'{path or '<root>'}' ({type(quanter).__name__})"
 
 
-def _params_of(quanter: Any, path: str, slim: bool = False) -> tuple[np.ndarray, int, int]:
-    """``(scale, axis, bits)`` of a quanter, checked to be symmetric and signed.
+_Build = Callable[[QDQSpec, bool], Any]
+
+
+def _portable(spec: QDQSpec, quantize: bool = True) -> QuantDequant:
+    return QuantDequant.from_spec(spec, quantize=quantize)
+
+
+#: ``convert(format=...)``: the layer built for each quant-dequant (spec, quantize half?)
+_FORMATS: dict[str, _Build] = {"paddle": standard_qdq, "portable": _portable}
+
+
+def _check_format(format: Any) -> _Build:
+    if not isinstance(format, str) or format not in _FORMATS:
+        raise ValueError(
+            f"format must be one of {sorted(_FORMATS)} ('paddle': Paddle's "
+            f"LinearQuanterDequanter form, 'portable': multiply/divide dequantize), got "
+            f"{format!r}")
+    return _FORMATS[format]
+
+
+def _group_size_of(quanter: Any, qp: Any = None) -> int:
+    extra = getattr(qp, "extra", None) or {}
+    size = extra.get("group_size", getattr(quanter, "group_size", 128))
+    return int(size)
+
+
+def _spec_of(quanter: Any, path: str, slim: bool = False, weight: bool = False) -> QDQSpec:
+    """The :class:`QDQSpec` of a quanter (see ``layers.qdq_spec`` for the kinds).
 
     ``slim`` (the config's ``rules.paddle_api_quirks``): Paddle's
     ``LinearQuanter.from_quanter`` -- the quanter's own ``scales()`` exceptions propagate
     (Q59), and whatever ``scales()`` returns is used as a signed threshold with the zero
-    point ignored (Q61).
+    point ignored (Q61). Canonical refquant quanters: asymmetric / unsigned parameters
+    convert to the ``"affine"`` kind (zero point honoured). Group-wise scales convert for
+    weights only (``weight``); a ``ValueError`` names the quanter otherwise.
     """
+    where = _describe(path, quanter)
     if slim and hasattr(quanter, "qparams"):
         qp = quanter.qparams()  # raises PaddleSlim's exception type when uncalibrated
         scale = np.asarray(qp.scale, np.float32)
         axis = -1 if qp.axis is None else int(qp.axis)
-        if scale.ndim > 1:
-            raise NotImplementedError(
-                f"cannot convert {_describe(path, quanter)}: group-wise scales")
-        return scale, axis, int(qp.bits)
-    if hasattr(quanter, "qparams"):
+        bits = int(qp.bits)
+        group = _group_size_of(quanter, qp) if scale.ndim == 2 else 0
+    elif hasattr(quanter, "qparams"):
         try:
             qp = quanter.qparams()
         except NotCalibratedError as exc:
             raise NotCalibratedError(
-                f"cannot convert {_describe(path, quanter)}: it has observed no data -- run "
-                f"calibration batches through the quantized model first ({exc})"
+                f"cannot convert {where}: it has observed no data -- run calibration "
+                f"batches through the quantized model first ({exc})"
             ) from None
-        signed_max = (1 << (qp.bits - 1)) - 1
-        if np.any(qp.zero_point != 0) or \
-                qp.qmax != signed_max or qp.qmin not in (-signed_max - 1, -signed_max):
-            raise NotImplementedError(
-                f"cannot convert {_describe(path, quanter)}: its parameters are asymmetric or "
-                f"unsigned (qmin={qp.qmin}, qmax={qp.qmax}, zero point "
-                f"{np.unique(qp.zero_point).tolist()}); Paddle's quantize_linear ignores the "
-                "zero point and hard-codes signed bounds (quirk 61), so the QDQ form would be "
-                "wrong. Use a symmetric, signed observer."
-            )
-        # a symmetric step-convention result (LSQ) becomes the threshold fl32(s * qmax)
-        scale = np.asarray(qp.threshold, np.float32)
-        axis = -1 if qp.axis is None else int(qp.axis)
-        bits = int(qp.bits)
+        if np.asarray(qp.scale).ndim == 2 and not weight:
+            raise ValueError(f"cannot convert {where}: group-wise scales quantize weights "
+                             "only, and this quanter is on an activation")
+        return qdq_spec(qp, where)
     else:  # a foreign (Paddle / PaddleSlim) quanter
         s = quanter.scales()
         if s is None:
-            raise NotCalibratedError(f"cannot convert {_describe(path, quanter)}: scales() is "
-                                     "None (not calibrated)")
+            raise NotCalibratedError(f"cannot convert {where}: scales() is None (not "
+                                     "calibrated)")
         scale = np.asarray(s.numpy() if hasattr(s, "numpy") else s, np.float32)
         ax = quanter.quant_axis()
         axis = -1 if ax is None else int(ax)
@@ -219,75 +265,82 @@ def _params_of(quanter: Any, path: str, slim: bool = False) -> tuple[np.ndarray,
         zp = quanter.zero_points()
         zpv = None if zp is None else np.asarray(zp.numpy() if hasattr(zp, "numpy") else zp)
         if zpv is not None and np.any(zpv != 0) and not slim:
-            raise NotImplementedError(f"cannot convert {_describe(path, quanter)}: non-zero "
-                                      "zero point (Paddle's quantize_linear ignores it)")
-    if scale.ndim > 1:
-        raise NotImplementedError(
-            f"cannot convert {_describe(path, quanter)}: group-wise scales of shape "
-            f"{scale.shape} have no quantize_linear form"
-        )
+            raise NotImplementedError(
+                f"cannot convert {where}: non-zero zero point of a Paddle quanter (Paddle's "
+                "quantize_linear ignores it, so its meaning is unknown); use a refquant "
+                "observer for asymmetric ranges")
+        group = _group_size_of(quanter) if scale.ndim == 2 else 0
+    if scale.ndim == 2 and not weight:
+        raise ValueError(f"cannot convert {where}: group-wise scales quantize weights only, "
+                         "and this quanter is on an activation")
+    if scale.ndim > 2:
+        raise ValueError(f"cannot convert {where}: scales of shape {list(scale.shape)}")
+    signed_max = (1 << (bits - 1)) - 1
+    zeros = np.zeros(scale.shape, np.float32)
+    if scale.ndim == 2:
+        return QDQSpec("group", scale, zeros, -1, bits, -signed_max - 1, signed_max, group,
+                       where)
     if scale.ndim == 1 and scale.size == 1 and axis < 0:
-        scale = scale.reshape(())
-    return scale, axis, bits
-
-
-def _qdq_of(quanter: Any, path: str, slim: bool = False) -> QuantDequant:
-    scale, axis, bits = _params_of(quanter, path, slim)
-    return QuantDequant(scale, axis, bits)
+        scale, zeros = scale.reshape(()), zeros.reshape(())
+    return QDQSpec("linear", scale, zeros, axis, bits, -signed_max - 1, signed_max, 0, where)
 
 
 def _plan_convert(layer: Any, path: str, remain_weight: bool, slim: bool,
-                  edits: list[Callable[[], object]]) -> Any:
+                  edits: list[Callable[[], object]], build: _Build = standard_qdq) -> Any:
     """The converted form of ``layer``: decides every parameter now, and appends to ``edits``
     what is to change inside the model (run only once every decision succeeded)."""
     if isinstance(layer, converted_types()):
         return layer  # already converted
     if isinstance(layer, ObserveWrapper):
         if not isinstance(layer.observer, converted_types()):
-            qdq = _qdq_of(layer.observer, _join(path, "_observer"), slim)
+            qdq = build(_spec_of(layer.observer, _join(path, "_observer"), slim), True)
             edits.append(partial(layer.add_sublayer, "_observer", qdq))
         return layer
     if isinstance(layer, ConvertibleQuantedLayer):
         if not getattr(layer, "converted", False):
-            edits += _plan_quanted(layer, path, remain_weight, slim)
+            edits += _plan_quanted(layer, path, remain_weight, slim, build)
         return layer
     if isinstance(layer, BaseQuanter):
-        return _qdq_of(layer, path, slim)
+        return build(_spec_of(layer, path, slim), True)
     for name, child in list(layer.named_children()):
-        new = _plan_convert(child, _join(path, name), remain_weight, slim, edits)
+        new = _plan_convert(child, _join(path, name), remain_weight, slim, edits, build)
         if new is not child:
             edits.append(partial(layer.add_sublayer, name, new))  # Paddle: _sub_layers[name]
     return layer
 
 
-def _plan_quanted(layer: Any, path: str, remain_weight: bool, slim: bool = False
-                  ) -> list[Callable[[], object]]:
-    """The edits that convert a quantized layer (weights to codes, quanters to QDQ)."""
+def _plan_quanted(layer: Any, path: str, remain_weight: bool, slim: bool = False,
+                  build: _Build = standard_qdq) -> list[Callable[[], object]]:
+    """The edits that convert a quantized layer: each weight quanter becomes a quant-dequant
+    pair without its quantize half, the weight holding the integer codes that quantize half
+    computes (Paddle's ``ConvertibleQuantedLayer._convert``), or a full pair over the float
+    weight with ``remain_weight``; each activation quanter a full pair."""
     if slim:
         # Paddle skips a quanted layer without a weight quanter entirely, leaving its
         # activation observer in place (Q60); scales() errors propagate (Q59)
         wq = getattr(layer, "weight_quanter", None)
         if wq is None or wq.scales() is None:
             return []
-    qdqs: list[tuple[str, QuantDequant]] = []
+    qdqs: list[tuple[str, Any]] = []
     codes: list[tuple[Any, paddle.Tensor]] = []
     for weight_name, quanter_name in layer.weights_to_quanters():
         quanter = getattr(layer, quanter_name, None)
         if quanter is None:
             continue
-        scale, axis, bits = _params_of(quanter, _join(path, quanter_name), slim)
+        spec = _spec_of(quanter, _join(path, quanter_name), slim, weight=True)
         if remain_weight:
-            qdqs.append((quanter_name, QuantDequant(scale, axis, bits)))
+            qdqs.append((quanter_name, build(spec, True)))
         else:
             weight = getattr(layer, weight_name)
             with paddle.no_grad():
-                codes.append((weight, quantize_weight(weight, scale, axis, bits)))
-            qdqs.append((quanter_name, QuantDequant(scale, axis, bits, quantize=False)))
+                codes.append((weight, Quanter(spec)(weight.astype("float32"))))
+            qdqs.append((quanter_name, build(spec, False)))
     for quanter_name in layer.activation_quanters():
         quanter = getattr(layer, quanter_name, None)
         if quanter is None:
             continue
-        qdqs.append((quanter_name, _qdq_of(quanter, _join(path, quanter_name), slim)))
+        qdqs.append((quanter_name, build(_spec_of(quanter, _join(path, quanter_name), slim),
+                                         True)))
 
     def apply() -> None:
         with paddle.no_grad():
