@@ -19,6 +19,12 @@ Profiles that exist today:
     Bug for bug torch 2.13's ``torch.ao.quantization`` observers on CPU
     (``refquant.observers.torch``). Fields that concern only PaddleSlim's quanters or
     Paddle's front end hold the value that describes torch (no such check, no such quirk).
+``"onnxruntime"`` (:data:`ONNXRUNTIME`)
+    Bug for bug onnxruntime 1.32's calibrators (``onnxruntime/quantization/calibrate.py``)
+    and ``compute_scale_zp`` (``refquant.observers.onnxruntime``).
+``"nncf"`` (:data:`NNCF`), ``"modelopt"`` (:data:`MODELOPT`)
+    Bug for bug NNCF 3.4's range estimators (``refquant.observers.nncf``) and ModelOpt 0.47's
+    calibrators (``refquant.observers.modelopt``).
 
 Adding a framework (docs/architecture.md has the whole recipe): build its rules here with
 :func:`register_profile`, then write the family's variant subclasses in new modules with
@@ -31,7 +37,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 __all__ = [
-    "ProfileRules", "ProfileVariants", "CANONICAL", "PADDLESLIM", "TORCH", "PROFILES", "Profile",
+    "ProfileRules", "ProfileVariants", "CANONICAL", "PADDLESLIM", "TORCH", "ONNXRUNTIME", "NNCF",
+    "MODELOPT",
+    "PROFILES", "Profile",
     "get_profile", "register_profile",
 ]
 
@@ -194,6 +202,66 @@ TORCH = ProfileRules(
     lsq_axis_from_quant_linear=False,  # no LSQ+ in torch.ao
 )
 
+ONNXRUNTIME = ProfileRules(
+    name="onnxruntime",
+    reproduces="onnxruntime 1.32 onnxruntime.quantization.calibrate (CPU)",
+    exact_merge=False,  # the histogram merge depends on batch order; ORT has no merge
+    per_tensor_scale_shape=(),  # 0-d ranges and scales (MinMax keeps ORT's (1,) range)
+    moving_average_init=0.0,  # the first collect_data call sets the range
+    drops_nonfinite=False,  # NaN/Inf follow ORT's numpy calls (refquant.observers.onnxruntime)
+    channel_axes=None,
+    histogram_bins_cover_levels=False,  # num_bins / num_quantized_bins are not checked
+    flush_subnormal_scales=False,
+    updates_state_in_eval=True,  # no training mode: every collect_data call updates
+    honours_zero_point=True,
+    requires_positive_init=False,  # no PACT
+    paddle_api_quirks=False,  # not a Paddle front end
+    requires_observed_scale=True,  # compute_data without data raises ValueError
+    symmetric_zero_points_none=False,
+    channel_min_ndim=1,
+    lsq_axis_from_quant_linear=False,  # no LSQ+
+)
+
+NNCF = ProfileRules(
+    name="nncf",
+    reproduces="nncf 3.4 MinMax statistic collectors and fake_quantize.py (numpy tensors)",
+    exact_merge=False,  # the mean / median aggregators keep float32 per-batch statistics
+    per_tensor_scale_shape=(),
+    moving_average_init=0.0,  # no moving average: aggregators over the collected batches
+    drops_nonfinite=False,  # a NaN becomes the range (docs/divergences.md, N5)
+    channel_axes=None,  # the reducer's reduction axes
+    histogram_bins_cover_levels=False,  # no histogram
+    flush_subnormal_scales=False,
+    updates_state_in_eval=True,  # every observe() collects
+    honours_zero_point=True,
+    requires_positive_init=False,  # no PACT
+    paddle_api_quirks=False,  # not a Paddle front end
+    requires_observed_scale=True,  # aggregating no statistic raises
+    symmetric_zero_points_none=False,
+    channel_min_ndim=1,
+    lsq_axis_from_quant_linear=False,  # no LSQ+
+)
+
+MODELOPT = ProfileRules(
+    name="modelopt",
+    reproduces="nvidia-modelopt 0.47 calibrators (torch CPU; verified against a recording)",
+    exact_merge=False,  # the first batch fixes the histogram's bin width (M4)
+    per_tensor_scale_shape=(),
+    moving_average_init=0.0,  # no moving average
+    drops_nonfinite=False,  # NaN is refused by an assert (M5)
+    channel_axes=None,
+    histogram_bins_cover_levels=False,  # num_bins is not checked against the levels
+    flush_subnormal_scales=False,
+    updates_state_in_eval=True,  # every collect() updates
+    honours_zero_point=False,  # symmetric amax only: the zero point is always 0
+    requires_positive_init=False,  # no PACT
+    paddle_api_quirks=False,  # not a Paddle front end
+    requires_observed_scale=True,  # compute_amax without data returns None (refused here)
+    symmetric_zero_points_none=False,
+    channel_min_ndim=1,
+    lsq_axis_from_quant_linear=False,  # no LSQ+
+)
+
 _REGISTRY: dict[str, ProfileRules] = {}
 
 
@@ -211,6 +279,9 @@ def register_profile(rules: ProfileRules) -> ProfileRules:
 register_profile(CANONICAL)
 register_profile(PADDLESLIM)
 register_profile(TORCH)
+register_profile(ONNXRUNTIME)
+register_profile(NNCF)
+register_profile(MODELOPT)
 
 #: names of the registered profiles, in registration order
 PROFILES: tuple[str, ...] = tuple(_REGISTRY)

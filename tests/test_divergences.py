@@ -122,3 +122,64 @@ def test_outcome_comparisons_hand_worked():
     f32_up = np.nextafter(np.float32(1.0), np.float32(2.0))
     assert _as_comparable(np.float32(1.0)) != _as_comparable(f32_up)  # float32 bits
     assert _as_comparable(ValueError("x")) == "ValueError"
+
+
+# -- the other frameworks' registries (tests/quirks/xf_*.py) ------------------------------
+XF = render["load_xf"]()
+XF_QUIRKS = [(reg, q) for reg in XF for q in reg["quirks"]]
+_outcome = render["xf_outcome"]
+
+
+def _xf_ids(pairs):
+    return [q["id"] for _, q in pairs]
+
+
+def test_xf_registries_are_well_formed():
+    ids = [q["id"] for _, q in XF_QUIRKS]
+    assert len(ids) == len(set(ids)), "duplicate cross-framework quirk ids"
+    letters = {"torch": "T", "onnxruntime": "O", "modelopt": "M", "nncf": "N"}
+    for reg in XF:
+        assert isinstance(reg["framework"], str) and reg["framework"].strip()
+        assert isinstance(reg["requires"], str) and reg["requires"].strip()
+        for q in reg["quirks"]:
+            assert render["XF_ID"].fullmatch(q["id"]), q["id"]
+            if reg["family"] in letters:
+                assert q["id"][0] == letters[reg["family"]], q["id"]
+            for key in render["XF_KEYS"]:
+                assert key in q, f"{q['id']} lacks {key!r}"
+            for key in ("real", "bugforbug", "canonical"):
+                assert callable(q[key]), f"{q['id']}: {key} is not callable"
+
+
+@pytest.mark.parametrize("pair", XF_QUIRKS, ids=_xf_ids(XF_QUIRKS))
+def test_xf_real_framework_equals_bugforbug(pair):
+    reg, quirk = pair
+    pytest.importorskip(reg["requires"])
+    real = _outcome(quirk["real"]())
+    assert real == _outcome(quirk["bugforbug"]()), quirk["id"]
+
+
+@pytest.mark.parametrize("pair", XF_QUIRKS, ids=_xf_ids(XF_QUIRKS))
+def test_xf_canonical_differs(pair):
+    reg, quirk = pair
+    canonical = _outcome(quirk["canonical"]())
+    assert canonical != _outcome(quirk["bugforbug"]()), f"{quirk['id']} is not a quirk"
+    pytest.importorskip(reg["requires"])
+    assert canonical != _outcome(quirk["real"]()), f"{quirk['id']} is not a quirk"
+
+
+def test_xf_outcome_comparison_hand_worked():
+    f32_up = np.nextafter(np.float32(1.0), np.float32(2.0))
+    assert _outcome(np.float32(1.0)) == _outcome(1.0)  # float32 widens exactly
+    assert _outcome(np.float32(1.0)) != _outcome(f32_up)
+    assert _outcome(0.1) != _outcome(np.float32(0.1))  # float64 keeps all its bits
+    assert _outcome(np.float32([0.0])) != _outcome(np.float32([-0.0]))  # sign of zero
+    assert _outcome(np.float32([1, 2])) != _outcome(np.float32([[1, 2]]))  # shape counts
+    assert _outcome(np.int8(-3)) == _outcome(-3) and _outcome(3) != _outcome(4)
+    assert _outcome(2**63 + 1) != _outcome(2**63)  # exact, beyond float64
+    assert _outcome((1.0, "raises ValueError")) == _outcome([np.float32(1.0), "raises ValueError"])
+    assert _outcome("raises ValueError") != _outcome("raises TypeError")
+    with pytest.raises(TypeError):
+        _outcome("1.0")
+    with pytest.raises(TypeError):
+        _outcome(object())

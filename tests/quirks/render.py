@@ -10,6 +10,16 @@ test_divergences.py has the default). The document is generated from them, so wh
 is what the tests check:
 
     python tests/quirks/render.py > docs/divergences.md
+
+The other frameworks' registries ``tests/quirks/xf_<family>.py`` (torch, onnxruntime,
+modelopt, nncf) follow the shared format: ``FRAMEWORK`` (name and version checked on),
+``REQUIRES`` (the module ``real`` imports), optionally ``REAL_NOTE`` (how ``real`` is
+obtained, where it is not by running ``REQUIRES``: a recording) and ``QUIRKS``, dicts with
+id (T torch, O onnxruntime, M modelopt, N nncf, then a number), title, input, documented,
+and the callables real, bugforbug, canonical. Each renders as one section after the
+PaddleSlim items; the section shows refquant's bug-for-bug outcome (equal to the real one
+bit for bit, which tests/test_divergences.py checks where the framework is installed), so
+the document does not depend on which frameworks are installed here.
 """
 
 from __future__ import annotations
@@ -37,6 +47,87 @@ def load_quirks() -> list[dict[str, Any]]:
             quirks.append({**q, "_source": path.name,
                            "_same_outcome": module.get("same_outcome")})
     return quirks
+
+
+#: the cross-framework registries, in this order; any other xf_*.py follows alphabetically
+XF_ORDER = ("torch", "onnxruntime", "modelopt", "nncf")
+XF_KEYS = ("id", "title", "input", "documented", "real", "bugforbug", "canonical")
+XF_ID = re.compile(r"[TOMN](\d+)[a-z]?")
+
+
+def load_xf() -> list[dict[str, Any]]:
+    """Each ``tests/quirks/xf_*.py`` registry: {family, framework, requires, quirks}."""
+    paths = sorted(HERE.glob("xf_*.py"), key=lambda p: (
+        XF_ORDER.index(p.stem[3:]) if p.stem[3:] in XF_ORDER else len(XF_ORDER), p.stem))
+    out = []
+    for path in paths:
+        module = runpy.run_path(str(path))
+        note = module.get("REAL_NOTE") or (
+            f"the test suite runs the real `{module['REQUIRES']}` on each input and checks")
+        out.append({"family": path.stem[3:], "framework": module["FRAMEWORK"],
+                    "requires": module["REQUIRES"], "quirks": list(module["QUIRKS"]),
+                    "note": note, "_source": path.name})
+    return out
+
+
+def xf_outcome(value: Any) -> Any:
+    """A comparable form of a cross-framework outcome, exact to the bit.
+
+    Floats become (shape, float64 bit patterns): float32 widens to float64 exactly, so two
+    float32 results compare by their float32 bits, and a float64 result keeps all its bits.
+    Integers and booleans become (shape, exact Python ints); the string "raises X" stays as
+    is; tuples and lists compare element by element. Anything else is refused (TypeError).
+    """
+    if isinstance(value, str):
+        if not value.startswith("raises "):
+            raise TypeError(f"an outcome string must read 'raises <Name>', got {value!r}")
+        return value
+    if isinstance(value, (tuple, list)):
+        return ("seq", tuple(xf_outcome(v) for v in value))
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.dtype.kind == "f":
+        return ("f", arr.shape, arr.astype(np.float64).view(np.uint64).tolist())
+    if arr.dtype.kind in "iub":
+        return ("i", arr.shape, arr.astype(object).tolist())
+    raise TypeError(f"not a comparable outcome: {value!r}")
+
+
+def xf_show(value: Any) -> str:
+    """:func:`show` for a cross-framework outcome; tuples element by element."""
+    if callable(value):
+        value = value()
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(xf_show(v) for v in value) + ")"
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
+    return show(value)
+
+
+def _xf_section(reg: dict[str, Any]) -> list[str]:
+    fw = reg["framework"]
+    lines = [
+        "",
+        f"## {fw}",
+        "",
+        f"From `tests/quirks/{reg['_source']}`. Each row is one behaviour of {fw} with",
+        "the input that shows it, what its documentation or the canonical math says instead,",
+        "the framework's outcome (refquant's bug-for-bug class returns it bit for bit;",
+        f"{reg['note']}) and refquant's canonical counterpart, which differs.",
+        "",
+        "| # | quirk | input | documented / canonical math | framework (= refquant bug-for-bug) "
+        "| refquant canonical |",
+        "|---|---|---|---|---|---|",
+    ]
+    def key(q: dict[str, Any]) -> tuple[int, str]:
+        m = XF_ID.fullmatch(q["id"])
+        return (int(m.group(1)) if m else 0, q["id"])
+    for q in sorted(reg["quirks"], key=key):
+        lines.append("| " + " | ".join(_cell(c) for c in (
+            q["id"], q["title"], q["input"], q["documented"], xf_show(q["bugforbug"]),
+            xf_show(q["canonical"]))) + " |")
+    return lines
 
 
 def item_number(quirk_id: str) -> int:
@@ -95,7 +186,8 @@ def render() -> str:
         "which also runs the real PaddleSlim on each input where it is installed",
         "(`tests/test_divergences.py`). Rows marked *deliberate* are the exceptions: there the",
         "`paddleslim` profile refuses an input on which PaddleSlim returns a value nobody can",
-        "use; the reasons follow the table.",
+        "use; the reasons follow the table. The sections after the PaddleSlim items cover the",
+        "other frameworks' observers (torch.ao, ONNX Runtime, ModelOpt, NNCF).",
         "",
         "| # | quirk | input | PaddleSlim 2.6.0 | refquant `paddleslim` | reproduced | refquant "
         "`canonical` |",
@@ -125,6 +217,8 @@ def render() -> str:
             "Catalogued quirks without a registry entry yet: "
             + ", ".join(f"Q{i}" for i in missing) + ".",
         ]
+    for reg in load_xf():
+        lines += _xf_section(reg)
     return "\n".join(lines) + "\n"
 
 

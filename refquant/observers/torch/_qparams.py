@@ -193,15 +193,28 @@ def _wrap_int32(v: np.ndarray) -> np.ndarray:
     return ((np.asarray(v, np.int64) + 2**31) % 2**32) - 2**31
 
 
-def as_float32(x: Any, name: str = "x") -> np.ndarray:
-    """``x`` as a float32 array (``x.to(torch.float32)``); refuses non-real and non-finite."""
+def as_float32(x: Any, name: str = "x", check_finite: bool = True) -> np.ndarray:
+    """``x`` as a float32 array (``x.to(torch.float32)``; no copy when it already is one);
+    refuses non-real and, unless ``check_finite`` is false (the caller then checks the
+    reduced values with :func:`check_finite_range`), non-finite values."""
     arr = np.asarray(x)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
                                    or np.issubdtype(arr.dtype, np.integer)
                                    or arr.dtype == np.bool_):
         raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} holds NaN or Inf; torch's observers propagate them into "
-                         "undefined zero points, so they are refused")
+    arr = arr.astype(np.float32, copy=False)
+    if check_finite and not np.isfinite(arr).all():
+        _refuse_nonfinite(name)
     return arr
+
+
+def _refuse_nonfinite(name: str) -> None:
+    raise ValueError(f"{name} holds NaN or Inf; torch's observers propagate them into "
+                     "undefined zero points, so they are refused")
+
+
+def check_finite_range(lo: np.ndarray, hi: np.ndarray, name: str = "x") -> None:
+    """Refuse a batch whose min or max is not finite (a NaN propagates into both, an
+    infinity into one of them)."""
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        _refuse_nonfinite(name)

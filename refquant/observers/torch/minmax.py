@@ -33,6 +33,7 @@ from refquant.observers.torch._qparams import (
     TorchIndexError,
     TorchNotImplementedError,
     as_float32,
+    check_finite_range,
 )
 from refquant.profiles import TORCH, ProfileRules, get_profile
 from refquant.qparams import QParams
@@ -151,10 +152,12 @@ class MinMaxObserver(_TorchObserver):
         self.min_val = self.max_val = None
 
     def _batch_range(self, x: Any) -> tuple[np.ndarray, np.ndarray] | None:
-        arr = as_float32(x)
+        arr = as_float32(x, check_finite=False)
         if arr.size == 0:
             return None
-        return np.array(arr.min(), np.float32), np.array(arr.max(), np.float32)
+        lo, hi = np.array(arr.min(), np.float32), np.array(arr.max(), np.float32)
+        check_finite_range(lo, hi)
+        return lo, hi
 
     def observe(self, x: Any) -> None:
         """Fold one batch into the running min/max (empty batches are ignored)."""
@@ -218,7 +221,7 @@ class PerChannelMinMaxObserver(_TorchObserver):
         self.min_val = self.max_val = None
 
     def _batch_range(self, x: Any) -> tuple[np.ndarray, np.ndarray] | None:
-        arr = as_float32(x)
+        arr = as_float32(x, check_finite=False)
         if arr.size == 0:
             return None
         if not -arr.ndim <= self.ch_axis < arr.ndim:
@@ -228,6 +231,7 @@ class PerChannelMinMaxObserver(_TorchObserver):
         if y.shape[1] == 0:
             raise ValueError(f"x of shape {arr.shape} has no element per channel")
         lo, hi = y.min(axis=1), y.max(axis=1)
+        check_finite_range(lo, hi)
         if self.min_val is not None and self.min_val.shape != lo.shape:
             raise ValueError(f"x has {lo.shape[0]} channels along ch_axis={self.ch_axis}, "
                              f"the observer has seen {self.min_val.shape[0]}")
