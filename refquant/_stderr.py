@@ -16,7 +16,13 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-__all__ = ["drop_stderr_lines"]
+__all__ = ["CV2_ABI", "drop_stderr_lines"]
+
+#: What importing Paddle prints where OpenCV was built for NumPy 1.x: ``paddle/dataset/
+#: image.py`` (PaddlePaddle/Paddle) imports ``cv2`` inside ``try/except ImportError``, and
+#: NumPy's C import check prints this line before raising. Paddle works without OpenCV.
+CV2_ABI = (r"^RuntimeError: module compiled against ABI version 0x[0-9a-fA-F]+ "
+           r"but this version of numpy is")
 
 
 @contextlib.contextmanager

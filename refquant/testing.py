@@ -62,12 +62,39 @@ __all__ = [
     "MAGNITUDES",
     "import_paddleslim",
     "paddleslim_hist_module",
+    "diagnose",
 ]
 
 DISTRIBUTIONS = ("normal", "uniform", "heavy", "relu", "bimodal", "constant_outlier")
 
 
 # ----------------------------------------------------------------------------- assertions
+
+
+def diagnose(fn: Any, family: str = "quantize", *, reference: str | None = None,
+             fixtures: Any = None) -> dict[str, Any]:
+    """Name the variant a kernel implements: run ``fn`` on the ``diagnose.<family>.*``
+    conformance cases and match its outputs against the deviation catalogue
+    (:mod:`refquant.diagnose`).
+
+    ``fn(x, scale, zero_point, qmin, qmax)`` for ``"quantize"`` (integer codes) and
+    ``"fake_quant"`` (float32), ``fn(q, scale, zero_point)`` for ``"dequantize"``;
+    returning None skips a case. Returns the report: ``report["axes"][axis]["variant"]``
+    names the variant per axis (None with ``candidates`` when the cases cannot tell them
+    apart), ``report["matches_reference"]`` says whether ``fn`` is ``reference``
+    (``"onnx"``, ``"torch"``, ``"paddle"``; default ``"onnx"``), ``report["unexplained"]``
+    lists the cases no catalogued variant explains, and
+    ``refquant.diagnose.match.format_report(report)`` prints it. A kernel that raises or
+    returns the wrong shape or dtype raises ``ValueError`` naming the case.
+
+    >>> report = diagnose(my_quantize)                                  # doctest: +SKIP
+    >>> report["axes"]["rounding"]["variant"]                           # doctest: +SKIP
+    'half_away'
+    """
+    from .diagnose.match import diagnose_callable
+
+    return diagnose_callable(fn, family, reference, fixtures)
+
 
 
 def _inputs_at(inputs: Mapping[str, Any] | None, shape: tuple[int, ...],

@@ -16,7 +16,10 @@ matches:
 * :mod:`refquant.kernels.onnxruntime`: ONNX Runtime's CPU integer kernels (MLAS), per
   instruction set (docs/deploy.md);
 * :mod:`refquant.kernels.tflite`, :mod:`refquant.kernels.tosa`: TFLite's integer
-  requantization (double / single rounding) and TOSA RESCALE (docs/deploy.md).
+  requantization (double / single rounding) and TOSA RESCALE (docs/deploy.md);
+* :mod:`refquant.kernels.tensorflow`, :mod:`refquant.kernels.litert`,
+  :mod:`refquant.kernels.openvino`: TensorFlow's fake-quant ops (eager and XLA), LiteRT's
+  QUANTIZE / DEQUANTIZE and OpenVINO's FakeQuantize (docs/kernels.md).
 
 One input rule holds for every family (each module docstring gives the details): an empty
 array gives an empty result from an elementwise function and a ``ValueError`` from a
