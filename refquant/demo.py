@@ -6,6 +6,9 @@ installed) and writes ``report.json``, ``report.md`` and a plot:
 1. every activation observer, in both profiles, calibrates four embedded activation
    tensors; the report gives the scale, the decision margin, the quantization SQNR and the
    time;
+   next to them, one observer of each other framework's family (torch.ao, ONNX Runtime,
+   NNCF, ModelOpt; :data:`FAMILY_OBSERVERS`) with the spread of its scale over the orders
+   of the batches (:mod:`refquant.observers.order`);
 2. the conformance suite runs against every real implementation installed (Paddle,
    PaddleSlim, ONNX Runtime, onnx.reference, PyTorch), bit for bit; the report keeps the
    counts of each run (:func:`check_summary` words them);
@@ -55,7 +58,7 @@ SEED = 20261125
 PROFILES: tuple[Profile, ...] = ("canonical", "paddleslim")
 #: The conformance targets the walkthrough runs, where their packages are installed.
 KERNEL_CHECK_TARGETS = ("reference", "paddle", "paddleslim", "onnxruntime", "onnx-reference",
-                        "torch")
+                        "torch", "onnxruntime-int8")
 
 #: glog line of Paddle's ``paddle.var`` / ``paddle.std`` on a CPU build (an int64 true
 #: division inside PaddlePaddle/Paddle ``python/paddle/tensor/stat.py``), logged once per
@@ -193,6 +196,70 @@ def _calibrate_one(tname: str, batches: list[np.ndarray], oname: str, profile: P
     }
 
 
+#: one observer of each other framework's family, next to PaddleSlim's: (family, class,
+#: constructor arguments); a family that is not part of this build is left out
+FAMILY_OBSERVERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("torch", "HistogramObserver", {"dtype": "qint8", "qscheme": "per_tensor_symmetric"}),
+    ("onnxruntime", "EntropyCalibrater", {}),
+    ("nncf", "MinMaxRangeEstimator", {}),
+    ("modelopt", "HistogramCalibrator", {}),
+)
+
+
+def _family_observers() -> list[tuple[str, Any]]:
+    from .observers.families import observer_classes
+
+    found = []
+    for family, name, kwargs in FAMILY_OBSERVERS:
+        try:
+            cls = observer_classes(family).get(name)
+        except ImportError:
+            cls = None
+        if cls is not None:
+            found.append((f"{family}.{name}", lambda cls=cls, kwargs=kwargs: cls(**kwargs)))
+    return found
+
+
+def _calibrate_families(tensors: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
+    """Each other framework's observer on each tensor: its QParams (in its own convention),
+    the SQNR, and how many distinct scales the 24 orders of the batches give."""
+    import warnings
+
+    from .observers.order import batch_order_sensitivity
+
+    makers = _family_observers()
+    rows: list[dict[str, Any]] = []
+    if not makers:
+        return rows
+    with progress(len(makers) * len(tensors), "other frameworks", unit="run") as bar, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the frameworks' deprecation warnings, reproduced
+        for label, make in makers:
+            for tname, batches in tensors.items():
+                row: dict[str, Any] = {"tensor": tname, "observer": label}
+                try:
+                    obs = make()
+                    for batch in batches:
+                        obs.observe(batch)
+                    qp = obs.compute()
+                    orders = batch_order_sensitivity(make, batches)
+                except (ValueError, TypeError, ArithmeticError) as exc:
+                    rows.append({**row, "error": f"{type(exc).__name__}: {exc}"})
+                else:
+                    rows.append({
+                        **row, "profile": getattr(obs, "profile", ""),
+                        "scale": float(np.asarray(qp.scale).ravel()[0]),
+                        "convention": qp.convention,
+                        "zero_point": int(np.asarray(qp.zero_point).ravel()[0]),
+                        "sqnr_db": round(_sqnr_db(np.concatenate(batches), qp), 3),
+                        "orders": len(orders.orders),
+                        "distinct_scales": orders.distinct_scales,
+                        "order_spread": orders.spread,
+                    })
+                bar.update()
+    return rows
+
+
 def _calibrate_all(tensors: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
     jobs = [(t, o, p) for t in tensors for o in ACTIVATION_OBSERVERS for p in PROFILES]
     rows = []
@@ -259,6 +326,22 @@ def _markdown(report: dict[str, Any]) -> list[str]:
     lines = ["# refquant demo report", "", "## Observers on the embedded tensors", "",
              *markdown_table(("tensor", "observer", "profile", "scale", "margin", "SQNR dB",
                               "seconds"), rows)]
+    fam = report.get("family_observers", [])
+    if fam:
+        frows: list[tuple[Any, ...]] = []
+        for r in fam:
+            if "error" in r:
+                frows.append((r["tensor"], r["observer"], r["error"], "", "", ""))
+            else:
+                frows.append((r["tensor"], r["observer"], f"{r['scale']:.9g} [{r['convention']}]",
+                             r["zero_point"], r["sqnr_db"],
+                             f"{r['distinct_scales']} of {r['orders']} ({r['order_spread']:.2e})"))
+        lines += ["", "## Other frameworks' observers (bug for bug) on the same tensors", "",
+                  "Scale in the framework's own convention; the last column: distinct scales "
+                  "over every order of the 4 batches (spread (max - min) / min), see "
+                  "docs/batch-order.md.", "",
+                  *markdown_table(("tensor", "observer", "scale", "zero point", "SQNR dB",
+                                   "distinct scales over batch orders"), frows)]
     lines += ["", "## Kernel cross-check against installed implementations", ""]
     checks = report.get("kernel_checks", {})
     if not checks:
@@ -298,13 +381,16 @@ def run_reference_walkthrough(out: Path, quick: bool = False) -> dict[str, Any]:
     """Observers on the embedded tensors plus the conformance cross-check; writes ``out``.
 
     Returns the report (also ``report.json``): ``{"observers": [row, ...],
+    "family_observers": [row, ...] (one observer of each other framework's family),
     "kernel_checks": {target: {"total", "passed", "failed", "expected_divergences",
     "skipped"} or {"not_run": why}}, "plots": [file name, ...]}``.
     """
     out.mkdir(parents=True, exist_ok=True)
     tensors = embedded_tensors(quick)
     rows = _calibrate_all(tensors)
-    report: dict[str, Any] = {"observers": rows, "kernel_checks": _kernel_checks()}
+    report: dict[str, Any] = {"observers": rows,
+                              "family_observers": _calibrate_families(tensors),
+                              "kernel_checks": _kernel_checks()}
     report["plots"] = _plot(tensors, rows, out)
     write_report(out, report, _markdown(report))
     return report

@@ -68,6 +68,7 @@ class PaddleTarget(Target):
                 "fake_quantize_dequantize_moving_average_abs_max"),
             "slim.paddle_mean": self._mean,
             "slim.quant_dequant": self._slim_quant_dequant,
+            "paddle.weight_quantize": self._weight_quantize,
         })
         for name in _OBSERVERS:
             self.ops[f"observer.{name}"] = self._adapter_observer
@@ -125,6 +126,20 @@ class PaddleTarget(Target):
              else float(case.params["scale"]))
         q = paddle.clip(paddle.round(x / s * qmax), -qmax - 1, qmax)
         return {"y": self._np(q / qmax * s)}
+
+    def _weight_quantize(self, case: Case) -> dict:
+        """``paddle.nn.quant.weight_quantize`` on CPU; bfloat16 travels as uint16 bits."""
+        from paddle.nn.quant import weight_quantize
+
+        p = case.params
+        x = self._t(case.inputs["x"])
+        if p["dtype"] == "bfloat16":
+            x = x.view("bfloat16")
+        out, scale = weight_quantize(x, algo=p["algo"], arch=p["arch"],
+                                     group_size=p["group_size"])
+        if scale.dtype == self._paddle.bfloat16:
+            scale = scale.view("uint16")  # type: ignore[arg-type]  # works; the stub omits it
+        return {"out": self._np(out), "scale": self._np(scale)}
 
     def _mean(self, case: Case) -> dict:
         return {"mean": self._np(self._paddle.mean(self._t(case.inputs["x"])))}

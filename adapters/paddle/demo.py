@@ -27,6 +27,13 @@ int16 with saturation (``vpmaddubsw``), VNNI does not (onnxruntime
 ``onnxruntime/core/mlas/lib/x86_64/QgemmU8X8KernelAvx2.S``; ``docs/demo.md``). So
 ``ort_acc`` and ``paddle_ort_agreement`` are information about this machine's deployment,
 not a property of the exported model.
+
+refquant predicts that number without running ONNX Runtime (``ort_predicted``):
+:class:`refquant.deploy.onnxruntime.InferenceSession` applies the default session's rewrites
+and runs its integer kernels bit for bit for an instruction set, on this CPU's variant
+(``isa="host"``: the accuracy and the count of bit-identical logits against ORT's) and on
+:data:`PREDICTED_ISAS`; :func:`refquant.deploy.onnxruntime.check` reports the int16 pair
+saturation per layer on :data:`SATURATION_ISA` (``docs/deploy.md``).
 """
 
 from __future__ import annotations
@@ -208,6 +215,70 @@ def _layer_inputs(model: paddle.nn.Layer, names: Sequence[str],
     return {n: np.concatenate(v) for n, v in seen.items()}
 
 
+#: instruction-set variants on which refquant predicts ONNX Runtime's int8 accuracy, besides
+#: this machine's (``isa="host"``): a saturating and an exact x86-64 variant.
+PREDICTED_ISAS = ("avx2", "avx512-vnni")
+#: the variant whose int16 pair saturation is reported per layer
+SATURATION_ISA = "avx2"
+
+
+def _emulated_ort(path: Path, x: np.ndarray, y: np.ndarray, ort_logits: np.ndarray,
+                  layer_of: dict[str, str]) -> dict[str, Any]:
+    """refquant's prediction of ONNX Runtime's default session on ``path``.
+
+    :class:`refquant.deploy.onnxruntime.InferenceSession` rewrites the QDQ graph as ORT's
+    default session does and runs the integer kernels bit for bit for an instruction set:
+    ``isa="host"`` (this CPU, compared with ``ort_logits`` bit for bit) and each of
+    :data:`PREDICTED_ISAS`. :func:`refquant.deploy.onnxruntime.check` gives the int16 pair
+    saturation of each integer GEMM node on :data:`SATURATION_ISA` (``layer_of`` maps the
+    name of the ONNX node a fused kernel replaced to the demo's layer name).
+    """
+    from refquant.deploy.onnxruntime import InferenceSession, check
+    from refquant.kernels.onnxruntime import host_isa
+
+    feeds = {"image": x}
+    host = InferenceSession(str(path), isa="host")
+    plan = host.plan()
+    logits = np.asarray(host.run(None, feeds)[0])
+    same = logits.view(np.uint32) == np.asarray(ort_logits, np.float32).view(np.uint32)
+    by_isa = {}
+    for isa in PREDICTED_ISAS:
+        other = np.asarray(InferenceSession(str(path), isa=isa).run(None, feeds)[0])
+        by_isa[isa] = {"acc": accuracy(other, y),
+                       "identical_to_host": int(np.sum(other.view(np.uint32)
+                                                       == logits.view(np.uint32)))}
+    sat = check(str(path), feeds, isa=SATURATION_ISA)
+    layers = {}
+    for node in sat.nodes:
+        name = next((layer_of[f] for f in node.fused if f in layer_of), node.name)
+        layers[name] = {"node": node.name, "kernel": node.op, "operands": node.operands,
+                        "pairs": node.pairs, "saturated": node.saturated,
+                        "outputs": node.outputs, "outputs_changed": node.outputs_changed,
+                        "max_abs_error": node.max_abs_error}
+    return {
+        "host_isa": host_isa(),
+        "acc": accuracy(logits, y),
+        "identical_logits": int(same.sum()),
+        "logits": int(same.size),
+        "identical_images": int(np.sum(same.all(axis=1))),
+        "fully_integer": not plan.float_nodes(),
+        "integer_nodes": [e.op for e in plan.integer_nodes()],
+        "float_nodes": [e.op for e in plan.float_nodes()],
+        "isa": by_isa,
+        "saturation": {"isa": SATURATION_ISA, "layers": layers},
+    }
+
+
+def _onnx_layers(path: Path) -> dict[str, str]:
+    """ONNX node name of each Conv / MatMul / Gemm -> the demo's layer name (in order)."""
+    import onnx
+
+    names = ("conv1", "conv2", "fc1", "fc2")
+    nodes = [n.name for n in onnx.load(str(path), load_external_data=False).graph.node
+             if n.op_type in ("Conv", "MatMul", "Gemm")]
+    return dict(zip(nodes, names, strict=False))
+
+
 def _ort_logits(path: Path, x: np.ndarray, optimize: bool = True) -> np.ndarray:
     """ONNX Runtime's CPU logits: the default session, or with graph optimizations off."""
     import onnxruntime as ort
@@ -252,6 +323,7 @@ def _markdown(report: dict[str, Any]) -> list[str]:
               pct(100 * row["paddle_ort_agreement"]), f"{row['calib_seconds']:.3f}")
              for row in report["observers"].values()]),
     ]
+    lines += _prediction_markdown(report)
     best = report["best"]
     lines += [
         "",
@@ -267,6 +339,50 @@ def _markdown(report: dict[str, Any]) -> list[str]:
              for name, row in report["observers"].items()]),
     ]
     return lines + ["", "## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]]
+
+
+def _prediction_markdown(report: dict[str, Any]) -> list[str]:
+    """The table of refquant's predictions of ORT's int8 accuracy, and the saturation table."""
+    pct = "{:.2f}".format
+    rows = report["observers"].values()
+    first = next(iter(rows))["ort_predicted"]
+    isas = list(first["isa"])
+    layers = list(first["saturation"]["layers"])
+    sat_isa = first["saturation"]["isa"]
+    return [
+        "",
+        "## ONNX Runtime int8, predicted by refquant",
+        "",
+        "refquant.deploy.onnxruntime emulates ONNX Runtime's default session (its QDQ "
+        "rewrites and integer kernels, per instruction set). \"predicted (host)\" runs the "
+        f"variant of this CPU ({first['host_isa']}); identical logits are counted bit for bit "
+        "against ORT's. The other columns predict the same model on other CPUs.",
+        "",
+        *markdown_table(
+            ("observer", "profile", "ORT default %", "predicted (host) %",
+             "identical logits", *(f"predicted {i} %" for i in isas)),
+            [(r["observer"], r["profile"], pct(100 * r["ort_acc"]),
+              pct(100 * r["ort_predicted"]["acc"]),
+              f"{r['ort_predicted']['identical_logits']}/{r['ort_predicted']['logits']}",
+              *(pct(100 * r["ort_predicted"]["isa"][i]["acc"]) for i in isas))
+             for r in rows]),
+        "",
+        f"### Saturated int16 pairs per layer on {sat_isa} (outputs changed vs VNNI)",
+        "",
+        *markdown_table(
+            ("observer", "profile", *layers),
+            [(r["observer"], r["profile"],
+              *(_sat_cell(r["ort_predicted"]["saturation"]["layers"].get(layer))
+                for layer in layers))
+             for r in rows]),
+    ]
+
+
+def _sat_cell(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "float"
+    return (f"{entry['saturated']:,}/{entry['pairs']:,} "
+            f"({entry['outputs_changed']:,}/{entry['outputs']:,} outputs)")
 
 
 def _activation_qparams(entries: list[QDQEntry]) -> dict[str, QParams]:
@@ -287,13 +403,19 @@ def run_ptq_demo(out: Path, quick: bool = False) -> dict:
         {"observers": {"<Observer>/<profile>": {"observer", "profile", "float_acc",
                        "int8_acc", "ort_qdq_acc", "paddle_ort_qdq_agreement", "ort_acc",
                        "paddle_ort_agreement", "calib_seconds",
+                       "ort_predicted": {"host_isa", "acc", "identical_logits", "logits",
+                                         "identical_images", "fully_integer",
+                                         "integer_nodes", "float_nodes",
+                                         "isa": {isa: {"acc", "identical_to_host"}},
+                                         "saturation": {"isa", "layers": {layer: {...}}}},
                        "thresholds": {layer: S}, "onnx"}},
          "float_acc", "best": {...}, "dataset": {...}, "train": {...}, "layers", "plots",
          "environment": {...}}
 
     Accuracies are fractions in [0, 1]. ``ort_qdq_acc`` / ``paddle_ort_qdq_agreement``:
     ONNX Runtime with graph optimizations off; ``ort_acc`` / ``paddle_ort_agreement``: its
-    default session (CPU-dependent integer kernels, see the module docstring).
+    default session (CPU-dependent integer kernels, see the module docstring);
+    ``ort_predicted``: refquant's emulation of that session (:func:`_emulated_ort`).
     """
     from refquant.plotting import plot_accuracy, plot_thresholds
 
@@ -344,6 +466,8 @@ def run_ptq_demo(out: Path, quick: bool = False) -> dict:
             "paddle_ort_qdq_agreement": float(np.mean(paddle_pred == np.argmax(qdq_logits, 1))),
             "ort_acc": accuracy(ort_logits, y_test),
             "paddle_ort_agreement": float(np.mean(paddle_pred == np.argmax(ort_logits, 1))),
+            "ort_predicted": _emulated_ort(paths[key], x_test, y_test, ort_logits,
+                                           _onnx_layers(paths[key])),
             "thresholds": {layer: float(acts[layer].threshold) for layer in layers},
             "onnx": str(paths[key].relative_to(out)),
         })
