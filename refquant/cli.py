@@ -22,15 +22,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
+from ._stderr import CV2_ABI as _CV2_ABI
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 BITS_RANGE = (2, 16)
 
-#: What importing Paddle prints where OpenCV was built for NumPy 1.x: ``paddle/dataset/
-#: image.py`` (PaddlePaddle/Paddle) imports ``cv2`` inside ``try/except ImportError``, and
-#: NumPy's C import check prints this line before raising. Paddle works without OpenCV.
-_CV2_ABI = (r"^RuntimeError: module compiled against ABI version 0x[0-9a-fA-F]+ "
-            r"but this version of numpy is")
 #: Paddle's warning at import when ``ccache`` is absent (only C++ extension builds use it).
 _CCACHE = "No ccache found"
 
@@ -426,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .deploy.cli import add_deploy_parser
 
     add_deploy_parser(sub)
+    from .diagnose.cli import add_diagnose_parser
+
+    add_diagnose_parser(sub)
     return parser
 
 

@@ -202,7 +202,9 @@ def test_onnxruntime_executes_at_least_300_cases(suite):
     assert executed >= 300, executed
     assert rep["failed"] == 0
     ops = {c["op"] for c in rep["cases"] if c["status"] != "skipped"}
-    assert ops == {"onnx.quantize_linear", "onnx.dequantize_linear"}
+    assert ops == {"onnx.quantize_linear", "onnx.dequantize_linear"} | {
+        f"observer.onnxruntime.{c}Calibrater" for c in ("MinMax", "Entropy", "Percentile",
+                                                         "Distribution")}
 
 
 # ----------------------------------------------------------------------------- targets
@@ -266,7 +268,8 @@ def test_unknown_target_is_rejected(capsys):
     assert cli(["conformance", "run", "--target", "tensorrt"]) == 2
     assert "unknown target 'tensorrt'" in capsys.readouterr().err
     assert set(TARGET_NAMES) == {"reference", "paddle", "paddleslim", "onnxruntime",
-                                 "onnx-reference", "torch", "torchao"}
+                                 "onnx-reference", "torch", "torchao", "tensorflow",
+                                 "litert", "openvino", "onnxruntime-int8", "nncf"}
 
 
 def test_missing_package_skips_with_a_message(suite, monkeypatch):

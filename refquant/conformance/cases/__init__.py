@@ -17,7 +17,13 @@ FAMILY_MODULES = (
     "observer_cases",
     "quanter_cases",
     "lowbit_cases",
+    "diagnose_cases",
     "xf_observer_cases",
+    "ort_int_cases",
+    "tf_kernels",
+    "litert_kernels",
+    "openvino_kernels",
+    "weight_only_cases",
 )
 
 for _mod in FAMILY_MODULES:

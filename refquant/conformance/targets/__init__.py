@@ -36,6 +36,11 @@ _MODULES = {
     "onnx-reference": "onnx_reference",
     "torch": "torch",
     "torchao": "torchao",
+    "tensorflow": "tensorflow",
+    "litert": "litert",
+    "openvino": "openvino",
+    "onnxruntime-int8": "onnxruntime_int8",
+    "nncf": "nncf",
 }
 
 

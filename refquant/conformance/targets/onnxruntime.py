@@ -1,13 +1,33 @@
-"""The ``onnxruntime`` target: ONNX Runtime's CPU kernels, one tiny model per case.
+"""The ``onnxruntime`` target: ONNX Runtime's CPU kernels, one tiny model per case, and its
+calibrators (``onnxruntime.quantization.calibrate``) for ``observer.onnxruntime.<Class>``.
 
 Graph optimisations are disabled so no constant folding replaces the kernel under test.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+from typing import Any
+
+import numpy as np
+
 from ..format import Case
 from ._base import Target
 from ._onnx_models import build, finish
+
+
+class _Reader:
+    """A ``CalibrationDataReader`` yielding one feed."""
+
+    def __init__(self, feed: dict[str, np.ndarray]) -> None:
+        self._feeds = [feed]
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return self._feeds.pop() if self._feeds else None
 
 
 class OnnxRuntimeTarget(Target):
@@ -20,6 +40,10 @@ class OnnxRuntimeTarget(Target):
         self._ort = ort
         for op in ("onnx.quantize_linear", "onnx.dequantize_linear"):
             self.ops[op] = self._run_model
+        from ..cases.xf_observer_cases import PARAMS
+
+        for name in PARAMS["onnxruntime"]:
+            self.ops[f"observer.onnxruntime.{name}"] = self._calibrate
 
     def _run_model(self, case: Case) -> dict:
         ort = self._ort
@@ -30,6 +54,47 @@ class OnnxRuntimeTarget(Target):
         sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
         (y,) = sess.run(["y"], feeds)
         return finish(y, fp8)
+
+    def _calibrate(self, case: Case) -> dict:
+        """ORT's calibrator ``<Class>(**params)`` on an ``Identity`` model whose output
+        ``y`` is the calibrated tensor: one ``collect_data`` call per batch, in order, then
+        ``compute_data()["y"].range_value`` and ``quant_utils.compute_scale_zp`` with
+        ``get_qmin_qmax_for_qType(qtype, symmetric=params["symmetric"])`` (``qtype`` a
+        params key, default ``uint8``). For a symmetric range ORT returns a 0-d zero point
+        next to a scale of the range's shape; it is broadcast to the scale's shape, the one
+        shape refquant's ``QParams`` holds for both."""
+        import onnx
+        from onnx import TensorProto, helper
+        from onnxruntime.quantization import calibrate, quant_utils
+
+        params: dict[str, Any] = dict(case.params)
+        qtype = params.pop("qtype", "uint8")
+        symmetric = bool(params.get("symmetric", False))
+        batches = [case.inputs[f"batch{i}"] for i in range(len(case.inputs))]
+        dims: list[str | int] = [f"d{i}" for i in range(batches[0].ndim)]
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = os.path.join(d, "model.onnx")
+            onnx.save(model, path)
+            cls = getattr(calibrate, case.op.rsplit(".", 1)[1])
+            cal = cls(path, augmented_model_path=os.path.join(d, "aug.onnx"), **params)
+            cal.augment_graph()
+            cal.create_inference_session()
+            for b in batches:
+                cal.collect_data(_Reader({"x": np.array(b, np.float32)}))
+            low, high = cal.compute_data()["y"].range_value
+            qmin, qmax = quant_utils.get_qmin_qmax_for_qType(
+                getattr(TensorProto, qtype.upper()), symmetric=symmetric)
+            zp, scale = quant_utils.compute_scale_zp(low, high, qmin, qmax, symmetric=symmetric)
+        return {"low": np.asarray(low), "high": np.asarray(high),
+                "scale": np.asarray(scale),
+                "zero_point": np.broadcast_to(np.asarray(zp), np.shape(scale)).astype(np.int64)}
 
 
 TARGET_CLASS = OnnxRuntimeTarget
