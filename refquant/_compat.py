@@ -61,7 +61,8 @@ def paddleslim_hist_module() -> ModuleType:
     which NumPy 2 refuses: its ``scales()`` always raises ``TypeError`` (quirk Q25 of
     ``docs/divergences.md``). The module's ``float`` is replaced by one that accepts a
     1-element array, as NumPy 1.x did, so the real observer can be compared with refquant's
-    ``paddleslim`` profile. Only that module's global name is patched; no file changes.
+    ``paddleslim`` profile. Only that module's global name is patched, for the rest of the
+    process (``del mod.float`` undoes it); no file changes.
     """
     import builtins
 

@@ -147,6 +147,20 @@ ZP_NONE = ("Paddle 3.3.1's LinearQuanter.from_quanter passes zero_points() None 
            "FakeQuanterWithAbsMaxObserver")
 
 
+@pytest.fixture(autouse=True)
+def _original_paddleslim_hist():
+    """Run PaddleSlim's hist observer as shipped: other tests in the same process may have
+    installed :func:`refquant.testing.paddleslim_hist_module`'s NumPy-1 ``float`` shim into
+    ``paddleslim.quant.observers.hist``; take it out for these tests and put it back."""
+    import sys
+
+    mod = sys.modules.get("paddleslim.quant.observers.hist")
+    shim = mod.__dict__.pop("float", None) if mod is not None else None
+    yield
+    if shim is not None:
+        mod.float = shim  # type: ignore[union-attr]
+
+
 def _fails_on_original(reason: str) -> list[Any]:
     """``SIDES`` with the original's case marked as its own known failure."""
     return [s if s != "original" else pytest.param(
