@@ -351,8 +351,9 @@ def bench_nncf(batches: list[np.ndarray], repeat: int) -> None:
 
 def bench_modelopt() -> None:
     if importlib.util.find_spec("modelopt") is None:
-        print("modelopt: not installed (refquant.observers.modelopt is from source, "
-              "unverified here)")
+        print("modelopt: not installed (it cannot be installed next to PaddleSlim; "
+              "refquant.observers.modelopt is verified against a recording of "
+              "nvidia-modelopt 0.47, tests/data/modelopt_0.47.npz)")
         return
     print("modelopt: installed, but not benchmarked here")
 

@@ -95,15 +95,19 @@ def histc32(x: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray:
     edges = linspace32(left_d, right_d, bins + 1)
     left, right = edges[0], edges[-1]
     with np.errstate(all="ignore"):
-        keep = (x >= left) & (x <= right)
-        v = x[keep]
-        q = ((v - left) * F32(bins)) / (right - left)
-        ok = np.isfinite(q) & (q > -(2.0**63)) & (q < 2.0**63)
-        pos = np.where(ok, q, 0).astype(np.int64)
-    pos = np.where(ok, pos, 0)  # INT64_MIN * 4 bytes wraps to offset 0: bin 0
-    pos[pos == bins] = bins - 1
-    counts = np.bincount(pos, minlength=bins)[:bins]
-    return np.minimum(counts, 2**24).astype(F32)
+        inside = bool(x.size) and x.min() >= left and x.max() <= right
+        v = x if inside else x[(x >= left) & (x <= right)]
+        q = np.subtract(v, left, dtype=F32)
+        q *= F32(bins)
+        q /= F32(right - left)
+        if np.isfinite(q).all():  # q in [0, bins]: every index is exact
+            pos = q.astype(np.int64)
+        else:  # an overflowing (v - left) * bins: INT64_MIN * 4 bytes wraps to bin 0
+            ok = np.isfinite(q) & (q > -(2.0**63)) & (q < 2.0**63)
+            pos = np.where(ok, q, 0).astype(np.int64)
+    counts = np.bincount(pos, minlength=bins + 1)
+    counts[bins - 1] += counts[bins]  # x == right lands in the last bin
+    return np.minimum(counts[:bins], 2**24).astype(F32)
 
 
 def _seq_sum(acc: np.ndarray, rows: np.ndarray) -> np.ndarray:

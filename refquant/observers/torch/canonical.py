@@ -50,19 +50,27 @@ F32 = np.float32
 
 
 def _finite_f32(x: Any, ignore_nonfinite: bool) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
-                                   or np.issubdtype(arr.dtype, np.integer)
-                                   or arr.dtype == np.bool_):
-        raise TypeError(f"x must be a real array, got dtype {arr.dtype}")
-    with np.errstate(over="ignore"):
-        arr = arr.astype(F32)
+    """``x`` as float32 (no copy when it already is one) with its NaN/Inf dropped (1-D then)
+    when ``ignore_nonfinite``, else refused; the caller's array is never modified."""
+    arr = _f32(x)
+    if arr.size and np.isfinite(arr.min()) and np.isfinite(arr.max()):
+        return arr  # no NaN (it would propagate into the min) and no infinity
     bad = ~np.isfinite(arr)
     if bad.any():
         if not ignore_nonfinite:
             raise ValueError(f"x holds {int(bad.sum())} NaN/Inf value(s); pass "
                              "ignore_nonfinite=True to drop them")
     return arr
+
+
+def _f32(x: Any) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
+                                   or np.issubdtype(arr.dtype, np.integer)
+                                   or arr.dtype == np.bool_):
+        raise TypeError(f"x must be a real array, got dtype {arr.dtype}")
+    with np.errstate(over="ignore"):
+        return arr.astype(F32, copy=False)
 
 
 class _Canonical:
@@ -144,10 +152,17 @@ class CanonicalMinMaxObserver(_Canonical):
 
     def observe(self, x: Any) -> None:
         """Fold one batch's finite values into the exact min/max."""
-        v = _finite_f32(x, self.ignore_nonfinite)
-        v = v[np.isfinite(v)]
-        if v.size:
-            self._fold(np.array(v.min(), F32), np.array(v.max(), F32))
+        v = _f32(x)
+        if v.size == 0:
+            return
+        lo, hi = v.min(), v.max()
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            v = _finite_f32(v, self.ignore_nonfinite)
+            v = v[np.isfinite(v)]
+            if v.size == 0:
+                return
+            lo, hi = v.min(), v.max()
+        self._fold(np.array(lo, F32), np.array(hi, F32))
 
     def _fold(self, lo: np.ndarray, hi: np.ndarray) -> None:
         if self.min_val is None or self.max_val is None:
@@ -213,10 +228,12 @@ class CanonicalPerChannelMinMaxObserver(CanonicalMinMaxObserver):
         y = np.moveaxis(arr, self.ch_axis, 0).reshape(arr.shape[self.ch_axis], -1)
         if y.shape[1] == 0:
             return
-        with np.errstate(invalid="ignore"):
-            fin = np.isfinite(y)
-            lo = np.where(fin, y, np.inf).min(axis=1).astype(F32)
-            hi = np.where(fin, y, -np.inf).max(axis=1).astype(F32)
+        lo, hi = y.min(axis=1).astype(F32), y.max(axis=1).astype(F32)
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            with np.errstate(invalid="ignore"):
+                fin = np.isfinite(y)
+                lo = np.where(fin, y, np.inf).min(axis=1).astype(F32)
+                hi = np.where(fin, y, -np.inf).max(axis=1).astype(F32)
         if self.min_val is not None and self.min_val.shape != lo.shape:
             raise ValueError(f"x has {lo.shape[0]} channels along ch_axis={self.ch_axis}, "
                              f"the observer has seen {self.min_val.shape[0]}")
@@ -256,7 +273,8 @@ class CanonicalHistogramObserver(_Canonical):
     def observe(self, x: Any) -> None:
         """Add one batch's finite values to the exact histogram."""
         v = _finite_f32(x, self.ignore_nonfinite).reshape(-1)
-        v = v[np.isfinite(v)]
+        if v.size and not (np.isfinite(v.min()) and np.isfinite(v.max())):
+            v = v[np.isfinite(v)]
         if v.size:
             self.hist.add(v)
 

@@ -99,7 +99,7 @@ def as_float32_any(x: Any) -> np.ndarray:
                                    or arr.dtype == np.bool_):
         raise TypeError(f"x must be a real array, got dtype {arr.dtype}")
     with np.errstate(over="ignore"):
-        return arr.astype(F32).reshape(-1)
+        return arr.astype(F32, copy=False).reshape(-1)
 
 
 class HistogramObserver(_TorchObserver):
