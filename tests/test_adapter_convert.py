@@ -177,15 +177,15 @@ def test_cpu_static_dequantize_linear_requantizes(tmp_path):
     assert np.array_equal(_bits(got), _bits(pk.quantize_linear(codes, s)))
     assert got[0, 128 - 95] == -128.0  # dequantize_linear(-95, S=2) "is" -128
 
+    # A whole converted model in this form is not run from its saved program here (garbage
+    # output, measured in docs/adapter.md; one full test run died with SIGFPE while running
+    # such a program, not reproduced since). Dygraph is right:
     _, ptq, q = _calibrated(A.AbsmaxObserver(), A.AbsMaxChannelWiseWeightObserver())
     c = ptq.convert(q)
-    path = str(tmp_path / "model")
-    paddle.jit.save(c, path, input_spec=[paddle.static.InputSpec([None, 3, 6, 6], "float32")])
     x = paddle.to_tensor(np.random.default_rng(4).standard_normal((2, 3, 6, 6)).astype(
         np.float32))
     want = ptq.convert(q, format="portable")(x).numpy()
-    assert np.array_equal(_bits(c(x).numpy()), _bits(want))  # dygraph: right
-    assert np.abs(paddle.jit.load(path)(x).numpy() - want).max() > 1.0  # static CPU: wrong
+    assert np.array_equal(_bits(c(x).numpy()), _bits(want))
 
 
 def test_paddle_own_convert_fails_on_dynamic_batch(tmp_path):
