@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import importlib.util
 import io
-import os
 import tempfile
 import time
 import warnings
@@ -157,14 +156,6 @@ def bench_torch(batches: list[np.ndarray], repeat: int) -> None:
 
 
 # -- ONNX Runtime ---------------------------------------------------------------------------
-class _Reader:
-    def __init__(self, feed: dict[str, np.ndarray]) -> None:
-        self._feeds = [feed]
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return self._feeds.pop() if self._feeds else None
-
-
 def _ort_scale_zp(low: Any, high: Any, symmetric: bool) -> Result:
     from onnx import TensorProto
     from onnxruntime.quantization import quant_utils
@@ -182,21 +173,10 @@ def bench_onnxruntime(batches: list[np.ndarray], repeat: int) -> None:
             is None:
         print("onnxruntime: not installed")
         return
-    import onnx
-    from onnx import TensorProto, helper
-    from onnxruntime.quantization import calibrate
-
+    from refquant.conformance.targets.onnxruntime import FeedReader, identity_calibrator
     from refquant.observers import onnxruntime as R
 
     tmp = tempfile.TemporaryDirectory()
-    dims: list[str | int] = [f"d{i}" for i in range(batches[0].ndim)]
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    path = os.path.join(tmp.name, "model.onnx")
-    onnx.save(model, path)
 
     def real(name: str, kw: dict[str, Any]) -> Callable[[], Result]:
         def go() -> Result:
@@ -204,19 +184,13 @@ def bench_onnxruntime(batches: list[np.ndarray], repeat: int) -> None:
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for b in batches:
-                    cal.collect_data(_Reader({"x": b}))
+                    cal.collect_data(FeedReader([{"x": b}]))
                 low, high = cal.compute_data()["y"].range_value
             return _ort_scale_zp(low, high, bool(kw.get("symmetric", False)))
         return go
 
     def fresh(name: str, kw: dict[str, Any]) -> Any:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cal = getattr(calibrate, name)(
-                path, augmented_model_path=os.path.join(tmp.name, "aug.onnx"), **kw)
-            cal.augment_graph()
-            cal.create_inference_session()
-        return cal
+        return identity_calibrator(name, batches[0].ndim, tmp.name, **kw)
 
     def ours_finish(obs: Any) -> Result:
         low, high = obs.compute_data()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import tempfile
 import warnings
 from typing import Any
@@ -23,40 +22,16 @@ FRAMEWORK = "onnxruntime 1.32.0 (onnxruntime.quantization.calibrate, CPU)"
 REQUIRES = "onnxruntime"
 
 
-class _Reader:
-    """A ``CalibrationDataReader`` over a list of feeds."""
-
-    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
-        self._it = iter(feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._it, None)
-
-
 def ort_calibrator(kind: str, calls: list[list[Any]], **kwargs: Any) -> Any:
     """ORT's calibrator ``kind`` after ``collect_data`` once per entry of ``calls``."""
-    import onnx
-    from onnx import TensorProto, helper
-    from onnxruntime.quantization import calibrate
+    from refquant.conformance.targets.onnxruntime import FeedReader, identity_calibrator
 
-    rank = np.asarray(calls[0][0]).ndim
-    dims: list[str | int] = [f"d{i}" for i in range(rank)]
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
     with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()), \
             warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        path = os.path.join(d, "model.onnx")
-        onnx.save(model, path)
-        cal = getattr(calibrate, kind)(path, augmented_model_path=os.path.join(d, "aug.onnx"),
-                                       **kwargs)
-        cal.augment_graph()
-        cal.create_inference_session()
+        cal = identity_calibrator(kind, np.asarray(calls[0][0]).ndim, d, **kwargs)
         for batches in calls:
-            cal.collect_data(_Reader([{"x": np.asarray(b, np.float32)} for b in batches]))
+            cal.collect_data(FeedReader([{"x": np.asarray(b, np.float32)} for b in batches]))
         return cal
 
 

@@ -20,14 +20,40 @@ from ._base import Target
 from ._onnx_models import build, finish
 
 
-class _Reader:
-    """A ``CalibrationDataReader`` yielding one feed."""
+class FeedReader:
+    """A ``CalibrationDataReader`` over a list of feeds (one ``collect_data`` call)."""
 
-    def __init__(self, feed: dict[str, np.ndarray]) -> None:
-        self._feeds = [feed]
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._it = iter(feeds)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        return self._feeds.pop() if self._feeds else None
+        return next(self._it, None)
+
+
+def identity_calibrator(kind: str, rank: int, directory: str, **kwargs: Any) -> Any:
+    """ORT's calibrator ``kind`` (``onnxruntime.quantization.calibrate.<kind>``) on an
+    ``Identity`` model of input ``x`` / output ``y`` of ``rank`` dimensions, saved in
+    ``directory`` (which must outlive the calibrator), augmented and with its inference
+    session created: ``collect_data(FeedReader([{"x": batch}, ...]))`` calibrates ``y``."""
+    import onnx
+    from onnx import TensorProto, helper
+    from onnxruntime.quantization import calibrate
+
+    dims: list[str | int] = [f"d{i}" for i in range(rank)]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = os.path.join(directory, "model.onnx")
+    onnx.save(model, path)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = getattr(calibrate, kind)(
+            path, augmented_model_path=os.path.join(directory, "aug.onnx"), **kwargs)
+        cal.augment_graph()
+        cal.create_inference_session()
+    return cal
 
 
 class OnnxRuntimeTarget(Target):
@@ -63,31 +89,19 @@ class OnnxRuntimeTarget(Target):
         params key, default ``uint8``). For a symmetric range ORT returns a 0-d zero point
         next to a scale of the range's shape; it is broadcast to the scale's shape, the one
         shape refquant's ``QParams`` holds for both."""
-        import onnx
-        from onnx import TensorProto, helper
-        from onnxruntime.quantization import calibrate, quant_utils
+        from onnx import TensorProto
+        from onnxruntime.quantization import quant_utils
 
         params: dict[str, Any] = dict(case.params)
         qtype = params.pop("qtype", "uint8")
         symmetric = bool(params.get("symmetric", False))
         batches = [case.inputs[f"batch{i}"] for i in range(len(case.inputs))]
-        dims: list[str | int] = [f"d{i}" for i in range(batches[0].ndim)]
-        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
-        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)
-        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-        model.ir_version = 8
         with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()), \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            path = os.path.join(d, "model.onnx")
-            onnx.save(model, path)
-            cls = getattr(calibrate, case.op.rsplit(".", 1)[1])
-            cal = cls(path, augmented_model_path=os.path.join(d, "aug.onnx"), **params)
-            cal.augment_graph()
-            cal.create_inference_session()
+            cal = identity_calibrator(case.op.rsplit(".", 1)[1], batches[0].ndim, d, **params)
             for b in batches:
-                cal.collect_data(_Reader({"x": np.array(b, np.float32)}))
+                cal.collect_data(FeedReader([{"x": np.array(b, np.float32)}]))
             low, high = cal.compute_data()["y"].range_value
             qmin, qmax = quant_utils.get_qmin_qmax_for_qType(
                 getattr(TensorProto, qtype.upper()), symmetric=symmetric)
