@@ -239,62 +239,15 @@ NNCF_PRESETS = {"MinMaxRangeEstimator": "MINMAX", "MeanMinMaxRangeEstimator": "M
 
 def _nncf_real(batches: list[np.ndarray], preset_name: str, mode: str) -> Callable[[], Result]:
     """NNCF's reducer + aggregator per bound (as MinMaxQuantization builds them), then
-    ``calculate_quantizer_parameters`` and ``calculate_scale_zero_point``."""
-    from nncf.common.quantization.quantizers import (
-        calculate_asymmetric_level_ranges,
-        calculate_symmetric_level_ranges,
-    )
-    from nncf.common.quantization.structs import (
-        QuantizationScheme,
-        QuantizerConfig,
-        QuantizerGroup,
-    )
-    from nncf.common.tensor_statistics.collectors import AGGREGATORS_MAP, REDUCERS_MAP
-    from nncf.common.tensor_statistics.statistics import MinMaxTensorStatistic
-    from nncf.quantization.fake_quantize import (
-        calculate_quantizer_parameters,
-        calculate_scale_zero_point,
-    )
-    from nncf.quantization.range_estimator import (
-        AggregatorType,
-        RangeEstimatorParametersSet,
-        StatisticsType,
-    )
-    from nncf.tensor import Tensor
-
-    q = 1e-4
-    scheme = QuantizationScheme(mode)
-    preset = getattr(RangeEstimatorParametersSet, preset_name)
+    ``calculate_quantizer_parameters`` and ``calculate_scale_zero_point``: the nncf
+    conformance target's :func:`~refquant.conformance.targets.nncf.nncf_estimate`."""
+    from refquant.conformance.targets.nncf import nncf_estimate
 
     def go() -> Result:
-        stats = []
-        for params, is_min in ((preset.min, True), (preset.max, False)):
-            stype = params.statistics_type
-            if stype in (StatisticsType.QUANTILE, StatisticsType.ABS_QUANTILE):
-                reducer = REDUCERS_MAP[stype](axes=None, quantile=[q if is_min else 1 - q])
-            else:
-                if scheme == QuantizationScheme.SYMMETRIC and stype == StatisticsType.MAX:
-                    stype = StatisticsType.ABS_MAX
-                reducer = REDUCERS_MAP[stype](axes=None)
-            kw: dict[str, Any] = {"aggregation_axes": (0,)}
-            if params.aggregator_type in (AggregatorType.MEAN_NO_OUTLIERS,
-                                          AggregatorType.MEDIAN_NO_OUTLIERS):
-                kw["quantile"] = q
-            agg = AGGREGATORS_MAP[params.aggregator_type](**kw)
-            for b in batches:
-                agg.register_reduced_input(reducer([Tensor(b)])[0])
-            stats.append(agg.aggregate())
-        lo, hi = (np.asarray(s.data) for s in stats)
-        qc = QuantizerConfig(num_bits=8, mode=scheme, per_channel=False)
-        fq = calculate_quantizer_parameters(MinMaxTensorStatistic(Tensor(lo), Tensor(hi)), qc,
-                                            QuantizerGroup.ACTIVATIONS)
-        if scheme == QuantizationScheme.SYMMETRIC:
-            signed = bool(np.any(np.asarray(fq.input_low.data) < 0))
-            levels = calculate_symmetric_level_ranges(8, signed, False)
-        else:
-            levels = calculate_asymmetric_level_ranges(8, False)
-        s, z = calculate_scale_zero_point(fq.input_low, fq.input_high, *levels, False)
-        return (lo, hi, np.asarray(s.data, np.float32), np.asarray(z.data).astype(np.int64))
+        out = nncf_estimate(preset_name, batches, {"mode": mode})
+        return (out["min_values"], out["max_values"], np.asarray(out["scale"], np.float32),
+                out["zero_point"])
+    go()  # warm-up: NNCF's modules are imported inside, not while timed
     return go
 
 
