@@ -32,32 +32,16 @@ def _best(fn, repeat=3):
 
 
 def _session(op, inputs, out_type, attrs=None, domain="", consts=()):
-    import onnxruntime as ort
+    """A closure running one node in ORT's default CPU session (built once, outside the
+    timing)."""
     from onnx import TensorProto as TP
-    from onnx import helper, numpy_helper
 
-    tp = {np.dtype(np.uint8): TP.UINT8, np.dtype(np.int8): TP.INT8,
-          np.dtype(np.float32): TP.FLOAT, np.dtype(np.int32): TP.INT32}
-    names, feeds, vis, inits = [], {}, [], []
-    for i, v in enumerate(inputs):
-        if v is None:
-            names.append("")
-            continue
-        name = f"in{i}"
-        names.append(name)
-        v = np.asarray(v)
-        if i in consts:
-            inits.append(numpy_helper.from_array(v, name))
-        else:
-            vis.append(helper.make_tensor_value_info(name, tp[v.dtype], v.shape))
-            feeds[name] = v
-    node = helper.make_node(op, names, ["out"], domain=domain, **(attrs or {}))
-    out = helper.make_tensor_value_info("out", tp[np.dtype(out_type)], None)
-    graph = helper.make_graph([node], "g", vis, [out], initializer=inits)
-    opsets = [helper.make_opsetid("", 21)] + ([helper.make_opsetid(domain, 1)] if domain else [])
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 10
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    from refquant.conformance.targets.onnxruntime_int8 import one_node_session
+
+    onnx_type = {np.dtype(np.uint8): TP.UINT8, np.dtype(np.int8): TP.INT8,
+                 np.dtype(np.float32): TP.FLOAT, np.dtype(np.int32): TP.INT32}
+    sess, feeds = one_node_session(op, inputs, [onnx_type[np.dtype(out_type)]], attrs=attrs,
+                                   domain=domain, consts=tuple(consts))
     return lambda: sess.run(None, feeds)[0]
 
 

@@ -19,7 +19,8 @@ from refquant.kernels.onnxruntime._common import fma32
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto as TP  # noqa: E402
-from onnx import helper, numpy_helper  # noqa: E402
+
+from refquant.conformance.targets.onnxruntime_int8 import one_node_session  # noqa: E402
 
 F32 = np.float32
 MS = "com.microsoft"
@@ -30,26 +31,9 @@ _TP = {np.dtype(np.uint8): TP.UINT8, np.dtype(np.int8): TP.INT8,
 
 
 def ort_run(op, inputs, out_types, *, attrs=None, domain="", consts=()):
-    names, feeds, vis, inits = [], {}, [], []
-    for i, v in enumerate(inputs):
-        if v is None:
-            names.append("")
-            continue
-        name = f"in{i}"
-        names.append(name)
-        v = np.asarray(v)
-        if i in consts:
-            inits.append(numpy_helper.from_array(v, name))
-        else:
-            vis.append(helper.make_tensor_value_info(name, _TP[v.dtype], v.shape))
-            feeds[name] = v
-    node = helper.make_node(op, names, ["out"], domain=domain, **(attrs or {}))
-    out = helper.make_tensor_value_info("out", out_types, None)
-    graph = helper.make_graph([node], "g", vis, [out], initializer=inits)
-    opsets = [helper.make_opsetid("", 21)] + ([helper.make_opsetid(domain, 1)] if domain else [])
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 10
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    """Run one ONNX node (output type ``out_types``) in ORT's default CPU session."""
+    sess, feeds = one_node_session(op, inputs, [out_types], attrs=attrs, domain=domain,
+                                   consts=tuple(consts))
     return sess.run(None, feeds)[0]
 
 

@@ -23,7 +23,8 @@ from refquant.kernels.onnxruntime import _dispatch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto as TP  # noqa: E402
-from onnx import helper, numpy_helper  # noqa: E402
+
+from refquant.conformance.targets.onnxruntime_int8 import one_node_session  # noqa: E402
 
 F32 = np.float32
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
@@ -36,32 +37,9 @@ MS = "com.microsoft"
 def ort_run(op, inputs, out_types, *, attrs=None, domain="", consts=(), n_out=1, config=None):
     """Run one ONNX node in ORT's default CPU session. ``inputs``: arrays or None (absent
     optional input); indices in ``consts`` become initializers (constant weights)."""
-    names, feeds, vis, inits = [], {}, [], []
-    for i, v in enumerate(inputs):
-        if v is None:
-            names.append("")
-            continue
-        name = f"in{i}"
-        names.append(name)
-        v = np.asarray(v)
-        if i in consts:
-            inits.append(numpy_helper.from_array(v, name))
-        else:
-            vis.append(helper.make_tensor_value_info(name, _TP[v.dtype], v.shape))
-            feeds[name] = v
-    outs = [f"out{j}" for j in range(n_out)]
-    node = helper.make_node(op, names, outs, domain=domain, **(attrs or {}))
-    graph = helper.make_graph(
-        [node], "g", vis,
-        [helper.make_tensor_value_info(o, t, None) for o, t in zip(outs, out_types, strict=True)],
-        initializer=inits)
-    opsets = [helper.make_opsetid("", 21)] + ([helper.make_opsetid(domain, 1)] if domain else [])
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 10
-    so = ort.SessionOptions()
-    for key, value in (config or {}).items():
-        so.add_session_config_entry(key, value)
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    assert len(out_types) == n_out
+    sess, feeds = one_node_session(op, inputs, list(out_types), attrs=attrs, domain=domain,
+                                   consts=tuple(consts), config=config)
     res = sess.run(None, feeds)
     return res if n_out > 1 else res[0]
 

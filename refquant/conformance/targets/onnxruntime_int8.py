@@ -22,6 +22,54 @@ from ._base import Target, Unsupported
 _OPSET = 21
 
 
+def one_node_session(op: str, inputs: list[Any], out_types: list[int], *,
+                     attrs: dict[str, Any] | None = None, domain: str = "",
+                     consts: tuple[int, ...] = (),
+                     config: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """ONNX Runtime's default CPU session over one node ``op`` (opset 21; ``domain`` at
+    version 1) and the feeds to run it with: ``inputs`` are arrays or ``None`` (an absent
+    optional input), named ``in0``, ``in1``, ...; the indices in ``consts`` become
+    initializers (constant weights, which ORT may prepack), the others graph inputs; one
+    output ``out0``, ``out1``, ... per ONNX type in ``out_types``; ``config`` adds session
+    config entries (e.g. ``session.x64quantprecision``)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    types = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8,
+             np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int32): TensorProto.INT32}
+    names: list[str] = []
+    feeds: dict[str, Any] = {}
+    graph_inputs, inits = [], []
+    for i, v in enumerate(inputs):
+        if v is None:
+            names.append("")
+            continue
+        name = f"in{i}"
+        names.append(name)
+        v = np.asarray(v)
+        if i in consts:
+            inits.append(numpy_helper.from_array(v, name))
+        else:
+            graph_inputs.append(helper.make_tensor_value_info(name, types[v.dtype], v.shape))
+            feeds[name] = v
+    outs = [f"out{j}" for j in range(len(out_types))]
+    node = helper.make_node(op, names, outs, domain=domain, **(attrs or {}))
+    graph = helper.make_graph(
+        [node], "g", graph_inputs,
+        [helper.make_tensor_value_info(o, t, None) for o, t in zip(outs, out_types, strict=True)],
+        initializer=inits)
+    opsets = [helper.make_opsetid("", _OPSET)]
+    if domain:
+        opsets.append(helper.make_opsetid(domain, 1))
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 10
+    so = ort.SessionOptions()
+    for key, value in (config or {}).items():
+        so.add_session_config_entry(key, value)
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return sess, feeds
+
+
 class OnnxRuntimeInt8Target(Target):
     name = "onnxruntime-int8"
     requires = ("onnx", "onnxruntime")
